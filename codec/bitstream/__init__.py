@@ -1,0 +1,75 @@
+"""The .nirv file format: the one place that documents its bytes.
+
+All integers are little-endian; ``u8/u16/u32/u64`` are unsigned, ``f16/f32`` IEEE floats.
+CRC32 is zlib's (``zlib.crc32``). Offsets are from the start of the file.
+
+File (format version 1), written by :class:`NirvWriter`, read by :class:`NirvReader`::
+
+    prelude (50 bytes; written last, by seeking back, since the header is known at the end)
+      0   4s   magic            b"NIRV"
+      4   u16  version          1 (a reader refuses newer versions and asks for an upgrade)
+      6   u16  header size      38 in version 1
+      8   ...  header           see "Header" below
+      46  u32  header CRC32     of the header bytes
+    group chunks, back to back from offset 50, one per group in order
+      +0  u32  length           payload bytes
+      +4  u32  CRC32            of the payload
+      +8  ...  payload          see "Group payload" below
+    index at index_offset, 13 bytes per group
+      +0  u64  offset           of the group's chunk (its length field)
+      +8  u32  length           payload bytes (must match the chunk)
+      +12 u8   flags            bit 0: key group (intra only); other bits 0; group 0 is a key
+    footer (last 20 bytes)
+      +0  u64  index_offset     == end of the last chunk
+      +8  u32  group count      == header num_groups
+      +12 u32  index CRC32      of the index entries followed by the 12 bytes above
+      +16 4s   end magic        b"VRIN" (missing: the file is truncated or unfinished)
+
+A reader checks: magic, version, header CRC and field bounds, end magic, index CRC, group
+count, that chunks tile the file exactly from offset 50 to index_offset, then per chunk on
+read its length and CRC. Decoding group g needs the chain from
+``key_group_at_or_before(g)`` only.
+
+Header (38 bytes, :mod:`.header`; fields and bounds are declared once in ``Header``)::
+
+    width u32 (1..16384)     height u32 (1..16384)     num_frames u32 (1..10^7)
+    fps_num u32 (>=1)        fps_den u32 (>=1)         group_size u8 (1..16)
+    patch_size u16 (4..256, multiple of 4)             key_interval u16 (1..65535)
+    hidden u16 (1..4096)     hidden_layers u8 (1..8)   channels u16 (4..256, multiple of 4)
+    w0 f32 (1e-6..1e6)       num_groups u32 (== ceil(num_frames / group_size))
+
+Group payload (:mod:`.group`), T = number of weight tensors in network order::
+
+    u8   flags        bit 0: key group; other bits 0
+    u8   num_frames   frames in this group (>= 1; == min(group_size, frames left))
+    u32  iterations   training iterations spent (stats)
+    f32  psnr         encoder's PSNR of this group's reconstruction (stats)
+    u16  T
+    T x  (u8 mode: 0 intra, 1 residual vs the previous group's latents;
+          f32 scale: quantization step, weight = latent * scale;
+          u32 blob length)
+    T x  entropy blob (lengths above; they sum to the rest of the payload)
+
+Entropy blob (:mod:`codec.entropy`), coding one tensor's int32 values flattened in C order;
+the value count comes from the tensor shape. ``varint`` is unsigned LEB128, ``zz`` a zigzag
+varint (``0, -1, 1, -2, ...`` -> ``0, 1, 2, 3, ...``)::
+
+    u8 kind, then
+    0 constant      zz value
+    1 categorical   zz lo, varint n (2..2^20), n x varint count (< 2^35, not all zero),
+                    u32 words: ANS (constriction AnsCoder, Categorical(counts as float64,
+                    perfect=False)) of the symbols value - lo, to the end of the blob
+    2 laplace       zz lo, varint span (1..2^20-1), zz mean (lo..lo+span), f16 scale (> 0),
+                    u32 words: ANS with QuantizedLaplace(lo, lo + span, mean, scale)
+    3 raw           zz lo, u8 bits (1..32), ceil(count * bits / 8) bytes: value - lo,
+                    least significant bit first, values packed back to back
+
+Example:
+    >>> from codec.bitstream import Header, NirvReader, NirvWriter, pack_group, unpack_group
+"""
+
+from codec.bitstream.container import NirvReader, NirvWriter
+from codec.bitstream.group import GroupPayload, pack_group, unpack_group
+from codec.bitstream.header import Header
+
+__all__ = ["Header", "GroupPayload", "pack_group", "unpack_group", "NirvWriter", "NirvReader"]

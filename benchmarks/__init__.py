@@ -1,0 +1,1 @@
+"""Benchmark scripts: standard-codec anchors and the rate-distortion harness."""

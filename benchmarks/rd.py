@@ -1,0 +1,309 @@
+"""Rate-distortion benchmark: this codec at several qualities against x264, x265 and SVT-AV1.
+
+For every clip, the first ``frames`` frames are coded
+
+* by this codec at each ``quality`` (``codec.encode`` to a ``.nirv`` in a temporary folder,
+  ``codec.decode`` to a lossless FFV1 ``.mkv``, then :func:`codec.evaluate.evaluate`; bpp from
+  the ``.nirv`` file size), and
+* by each anchor over its CRF sweep (:mod:`benchmarks.anchors`; bpp from packet bytes).
+
+Results go to ``<out>/rd_<tag>.json`` (settings, environment, every point, BD-rates),
+``.csv`` (the points), ``.md`` (tables, BD-rate of every method against every anchor on RGB
+PSNR with PCHIP) and ``.png`` (one panel per clip, bpp on a log axis against RGB PSNR).
+
+Usage::
+
+    python -m benchmarks.rd --anchors-only --frames 120 60 --tag anchors
+    python -m benchmarks.rd --qualities 0.3 1 3 --tag main
+    python -m benchmarks.rd --quick --qualities 1 --out /tmp/rd     # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import av
+import numpy as np
+
+import codec
+from benchmarks.anchors import ANCHORS, DEFAULT_CRFS, encode_anchor
+from codec.bdrate import bd_rate
+from codec.errors import CodecError
+from codec.evaluate import evaluate
+from codec.video import open_video
+
+__all__ = ["run", "main", "DEFAULT_CLIPS", "QUICK_FRAMES", "QUICK_CRFS"]
+
+CODEC_METHOD = "nirvana"
+DEFAULT_CLIPS = ("samples/carphone.mp4", "samples/bikes.mp4")
+DEFAULT_FRAMES = 60
+QUICK_FRAMES = 8
+QUICK_CRFS: dict[str, tuple[int, ...]] = {"x264": (23, 38), "x265": (23, 38), "svtav1": (25, 50)}
+FIELDS = (
+    "clip", "method", "param", "value", "frames", "width", "height", "bytes", "bpp",
+    "psnr_rgb", "psnr_yuv", "ms_ssim", "encode_seconds", "decode_seconds",
+)  # fmt: skip
+
+Point = dict[str, str | int | float]
+
+
+def run(
+    clips: Sequence[str | os.PathLike[str]] = DEFAULT_CLIPS,
+    *,
+    frames: int | Sequence[int] = DEFAULT_FRAMES,
+    qualities: Sequence[float] = (),
+    crfs: dict[str, Sequence[int]] = DEFAULT_CRFS,
+    anchors_only: bool = False,
+    out: str | os.PathLike[str] = "benchmarks/results",
+    tag: str = "default",
+    preset: str = "medium",
+    device: str = "cpu",
+    workers: int = 1,
+    log: bool = True,
+) -> dict:
+    """Run the benchmark, write ``rd_<tag>.{json,csv,md,png}`` under ``out``, return the JSON.
+
+    ``frames`` is one count for every clip (an int or a 1-list) or one per clip. ``crfs`` maps anchor names to CRF
+    sweeps (an anchor left out is not run). ``qualities`` are this codec's ``quality`` values;
+    they are required unless ``anchors_only``.
+
+    Example:
+        >>> r = run(["samples/carphone.mp4"], frames=4, crfs={"x264": (23, 38)},
+        ...         anchors_only=True, out="/tmp/rd", tag="t", log=False)     # doctest: +SKIP
+        >>> [p["value"] for p in r["points"]]                                   # doctest: +SKIP
+        [23, 38]
+    """
+    counts = [frames] if isinstance(frames, int) else list(frames)
+    if len(counts) == 1:
+        counts *= len(clips)
+    if len(counts) != len(clips):
+        raise ValueError(f"{len(counts)} frame counts given for {len(clips)} clips")
+    if not anchors_only and not qualities:
+        raise ValueError("give at least one codec quality, or run with anchors_only")
+    unknown = set(crfs) - set(ANCHORS)
+    if unknown:
+        raise ValueError(f"unknown anchors {sorted(unknown)}; choose from {', '.join(ANCHORS)}")
+    points: list[Point] = []
+    for clip, count in zip(clips, counts):
+        for name, sweep in crfs.items():
+            for crf in sweep:
+                with open_video(clip, stop=count) as src:
+                    result = encode_anchor(src, name, crf)
+                points.append(_point(clip, name, "crf", crf, result.as_dict()))
+                _log(log, points[-1])
+        if not anchors_only:
+            for quality in qualities:
+                points.append(_codec_point(clip, count, quality, preset, device, workers))
+                _log(log, points[-1])
+    results = {
+        "tag": tag,
+        "settings": {
+            "clips": [str(c) for c in clips],
+            "frames": counts,
+            "qualities": list(qualities) if not anchors_only else [],
+            "preset": preset,
+            "device": device,
+            "workers": workers,
+            "crfs": {name: list(sweep) for name, sweep in crfs.items()},
+            "anchors": {name: {"encoder": ANCHORS[name].encoder, "options": ANCHORS[name].options}
+                        for name in crfs},
+            "metrics": "RGB PSNR per frame averaged over frames; YUV (6Y+U+V)/8 BT.601 4:2:0; "
+                       "MS-SSIM mean over RGB channels (codec/metrics.py)",
+            "bd_rate": "PCHIP on log-rate vs RGB PSNR, percent, method vs anchor",
+        },
+        "environment": {
+            "python": platform.python_version(),
+            "av": av.__version__,
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+        },
+        "points": points,
+        "bd_rate": _bd_rates(points),
+    }
+    _write(results, Path(out), tag)
+    return results
+
+
+def _point(clip: str | os.PathLike[str], method: str, param: str, value: float, data: dict) -> Point:
+    """One row of the results table."""
+    base = {"clip": Path(clip).stem, "method": method, "param": param, "value": value}
+    return {key: base.get(key, data.get(key)) for key in FIELDS}
+
+
+def _codec_point(
+    clip: str | os.PathLike[str], frames: int, quality: float, preset: str, device: str, workers: int
+) -> Point:
+    """Encode, decode losslessly and evaluate one quality point of this codec."""
+    with tempfile.TemporaryDirectory(prefix="nirvana-rd-") as tmp:
+        nirv, decoded = Path(tmp) / "clip.nirv", Path(tmp) / "decoded.mkv"
+        enc = codec.encode(clip, nirv, preset=preset, quality=quality, stop=frames,
+                           device=device, workers=workers, seed=0)
+        dec = codec.decode(nirv, decoded, lossless=True)
+        scores = evaluate(decoded, clip, nirv=nirv, stop=frames)
+    data = {**scores, "bytes": scores["file_bytes"], "encode_seconds": enc.seconds,
+            "decode_seconds": dec.seconds}
+    return _point(clip, CODEC_METHOD, "quality", quality, data)
+
+
+def _log(enabled: bool, point: Point) -> None:
+    if enabled:
+        print(
+            f"{point['clip']:>10} {point['method']:>8} {point['param']}={point['value']:<6} "
+            f"{point['bpp']:.4f} bpp {point['psnr_rgb']:.2f} dB "
+            f"(enc {point['encode_seconds']:.2f} s, dec {point['decode_seconds']:.2f} s)",
+            file=sys.stderr,
+        )
+
+
+def _curve(points: list[Point], clip: str, method: str) -> tuple[list[float], list[float]]:
+    chosen = [p for p in points if p["clip"] == clip and p["method"] == method]
+    return [p["bpp"] for p in chosen], [p["psnr_rgb"] for p in chosen]
+
+
+def _bd_rates(points: list[Point]) -> dict[str, dict[str, dict[str, float | None]]]:
+    """``{clip: {method: {anchor: BD-rate %}}}``; ``None`` where curves cannot be compared."""
+    table: dict[str, dict[str, dict[str, float | None]]] = {}
+    clips = list(dict.fromkeys(p["clip"] for p in points))
+    for clip in clips:
+        methods = list(dict.fromkeys(p["method"] for p in points if p["clip"] == clip))
+        anchors = [m for m in methods if m in ANCHORS]
+        table[clip] = {}
+        for method in methods:
+            row = {}
+            for anchor in anchors:
+                if anchor == method:
+                    continue
+                try:
+                    row[anchor] = bd_rate(*_curve(points, clip, anchor), *_curve(points, clip, method))
+                except ValueError:  # too few points, no overlap or a non-monotone curve
+                    row[anchor] = None
+            table[clip][method] = row
+    return table
+
+
+def _write(results: dict, out: Path, tag: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"rd_{tag}"
+    stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    with open(stem.with_suffix(".csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(results["points"])
+    stem.with_suffix(".md").write_text(_markdown(results))
+    _plot(results, stem.with_suffix(".png"))
+
+
+def _markdown(results: dict) -> str:
+    """Points per clip, then BD-rate of each method against each anchor."""
+    settings = results["settings"]
+    lines = [
+        f"# Rate-distortion: {results['tag']}",
+        "",
+        f"Clips: {', '.join(f'{c} ({n} frames)' for c, n in zip(settings['clips'], settings['frames']))}. "
+        f"Metrics: {settings['metrics']}. bpp from file / packet bytes.",
+        "",
+    ]
+    for clip, rows in results["bd_rate"].items():
+        lines += [f"## {clip}", "", "| method | setting | bpp | PSNR RGB | PSNR YUV | MS-SSIM | enc s | dec s |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for p in (p for p in results["points"] if p["clip"] == clip):
+            lines.append(
+                f"| {p['method']} | {p['param']} {p['value']} | {p['bpp']:.4f} | {p['psnr_rgb']:.2f} "
+                f"| {p['psnr_yuv']:.2f} | {p['ms_ssim']:.4f} | {p['encode_seconds']:.2f} "
+                f"| {p['decode_seconds']:.2f} |"
+            )
+        anchors = [a for a in ANCHORS if any(a in row for row in rows.values())]
+        lines += ["", f"BD-rate (RGB PSNR, PCHIP) of each method against each anchor, %; negative = "
+                  "fewer bits:", "", "| method | " + " | ".join(f"vs {a}" for a in anchors) + " |",
+                  "|---" * (len(anchors) + 1) + "|"]
+        for method, row in rows.items():
+            cells = [_percent(row[a]) if a in row else "–" for a in anchors]
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.1f}"
+
+
+def _plot(results: dict, path: Path) -> None:
+    """One panel per clip: bpp (log) against RGB PSNR, one line per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib import ticker
+
+    clips = list(results["bd_rate"])
+    fig, axes = plt.subplots(1, len(clips), figsize=(5.5 * len(clips), 4.2), squeeze=False)
+    for ax, clip in zip(axes[0], clips):
+        methods = results["bd_rate"][clip]
+        for method in methods:
+            rates, psnrs = _curve(results["points"], clip, method)
+            order = np.argsort(rates)
+            ax.plot(np.array(rates)[order], np.array(psnrs)[order], marker="o", label=method)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.set_xlabel("bpp")
+        ax.set_ylabel("RGB PSNR (dB)")
+        ax.set_title(clip)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry point; see the module docstring for usage."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.rd", description=__doc__.split("\n")[0])
+    parser.add_argument("clips", nargs="*", default=list(DEFAULT_CLIPS), help="input videos")
+    parser.add_argument("--frames", type=int, nargs="+", help=f"frames per clip, one or one per "
+                        f"clip (default {DEFAULT_FRAMES}, {QUICK_FRAMES} with --quick)")
+    parser.add_argument("--qualities", type=float, nargs="+", default=[], help="codec quality values")
+    parser.add_argument("--anchors", nargs="+", choices=list(ANCHORS), default=list(ANCHORS))
+    parser.add_argument("--anchors-only", action="store_true", help="skip this codec")
+    parser.add_argument("--quick", action="store_true", help="few frames, two CRFs per anchor")
+    parser.add_argument("--out", default="benchmarks/results", help="results folder")
+    parser.add_argument("--tag", help="results name rd_<tag>.* (default: anchors, quick or main)")
+    parser.add_argument("--preset", default="medium")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args(argv)
+    if not args.anchors_only and not args.qualities:
+        parser.error("give --qualities for this codec, or --anchors-only")
+    sweeps = QUICK_CRFS if args.quick else DEFAULT_CRFS
+    default_tag = "quick" if args.quick else "anchors" if args.anchors_only else "main"
+    try:
+        results = run(
+            args.clips,
+            frames=args.frames or (QUICK_FRAMES if args.quick else DEFAULT_FRAMES),
+            qualities=args.qualities,
+            crfs={name: sweeps[name] for name in args.anchors},
+            anchors_only=args.anchors_only,
+            out=args.out,
+            tag=args.tag or default_tag,
+            preset=args.preset,
+            device=args.device,
+            workers=args.workers,
+        )
+    except (CodecError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(Path(args.out) / f"rd_{results['tag']}.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,281 @@
+"""The .nirv file: prelude with the header, one chunk per group, an index and a footer.
+
+:class:`NirvWriter` streams group chunks into a temporary file next to the target and only
+renames it into place once the header, index and footer are written, so an interrupted encode
+never leaves a file that looks complete. :class:`NirvReader` validates the prelude, footer and
+index when it opens a file, then reads any group chunk by seeking. Byte layout: see
+:mod:`codec.bitstream`.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> from codec.bitstream.header import Header
+    >>> h = Header(width=64, height=48, num_frames=4, fps_num=25, fps_den=1, group_size=2,
+    ...            patch_size=32, key_interval=10, hidden=64, hidden_layers=2, channels=16,
+    ...            w0=30.0, num_groups=2)
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "clip.nirv"
+    >>> with NirvWriter(path) as w:
+    ...     w.add_group(b"group 0", is_key=True)
+    ...     w.add_group(b"group 1", is_key=False)
+    ...     size = w.close(h)
+    >>> with NirvReader(path) as r:
+    ...     (r.num_groups, r.read_group(1), r.key_group_at_or_before(1))
+    (2, b'group 1', 0)
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from codec.bitstream.group import GroupPayload, unpack_group
+from codec.bitstream.header import SIZE as HEADER_SIZE
+from codec.bitstream.header import Header
+from codec.errors import BitstreamError
+
+MAGIC = b"NIRV"
+END_MAGIC = b"VRIN"
+VERSION = 1
+U32_MAX = 2**32 - 1
+
+_START = struct.Struct("<4sHH")  # magic, version, header size
+_CRC = struct.Struct("<I")
+PRELUDE_SIZE = _START.size + HEADER_SIZE + _CRC.size
+_CHUNK = struct.Struct("<II")  # payload length, payload CRC32
+_ENTRY = np.dtype([("offset", "<u8"), ("length", "<u4"), ("flags", "u1")])  # 13 bytes, packed
+_FOOTER_HEAD = struct.Struct("<QI")  # index offset, group count (covered by the index CRC)
+_FOOTER = struct.Struct("<QII4s")  # the footer head, index CRC32, end magic
+KEY_FLAG = 0x01
+
+
+class NirvWriter:
+    """Writes a .nirv atomically: ``add_group`` per group, then ``close(header)``.
+
+    Used as a context manager, an exception inside the block (or leaving it without
+    ``close``) calls :meth:`abort`, so nothing is left at ``path`` or beside it.
+    Example: see the module doc.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self._file = open(self._tmp, "wb")
+        self._file.write(bytes(PRELUDE_SIZE))  # rewritten by close() once the header is known
+        self._index: list[tuple[int, int, int]] = []
+        self._offset = PRELUDE_SIZE
+
+    def __enter__(self) -> NirvWriter:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._file is not None:
+            self.abort()
+
+    def add_group(self, payload: bytes, is_key: bool) -> None:
+        """Append one group chunk: length, CRC32, payload. The first group must be a key."""
+        if self._file is None:
+            raise ValueError("NirvWriter is already closed")
+        if not self._index and not is_key:
+            raise ValueError("the first group of a .nirv must be a key group")
+        if len(payload) > U32_MAX:
+            raise ValueError(f"group payload of {len(payload)} bytes exceeds 4 GiB")
+        self._file.write(_CHUNK.pack(len(payload), zlib.crc32(payload)))
+        self._file.write(payload)
+        self._index.append((self._offset, len(payload), KEY_FLAG if is_key else 0))
+        self._offset += _CHUNK.size + len(payload)
+
+    def close(self, header: Header) -> int:
+        """Write index, footer and header, fsync and rename into place; return the file size."""
+        if self._file is None:
+            raise ValueError("NirvWriter is already closed")
+        try:
+            if header.num_groups != len(self._index):
+                raise ValueError(
+                    f"header says {header.num_groups} groups, {len(self._index)} were added"
+                )
+            head = header.pack()
+            index = np.array(self._index, dtype=_ENTRY).tobytes()
+            crc = _index_crc(index, self._offset, len(self._index))
+            self._file.write(index)
+            self._file.write(_FOOTER.pack(self._offset, len(self._index), crc, END_MAGIC))
+            size = self._file.tell()
+            self._file.seek(0)
+            self._file.write(_START.pack(MAGIC, VERSION, len(head)) + head)
+            self._file.write(_CRC.pack(zlib.crc32(head)))
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            self._file = None
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        _fsync_dir(self.path.parent)
+        return size
+
+    def abort(self) -> None:
+        """Discard everything written; nothing is left at ``path`` or in the temp file."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._tmp.unlink(missing_ok=True)
+
+
+class NirvReader:
+    """Opens and validates a .nirv, then reads group chunks by random access.
+
+    Attributes: ``header``, ``file_size``, ``num_groups`` and ``bytes_read`` (payload bytes
+    returned by :meth:`read_group` so far). Example: see the module doc.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.name = str(path)
+        try:
+            self._file = open(self.path, "rb")
+        except OSError as e:
+            raise BitstreamError(f"{self.name}: cannot open ({e.strerror})") from None
+        try:
+            self.file_size = os.fstat(self._file.fileno()).st_size
+            self.header = self._read_prelude()
+            self._offsets, self._lengths, self._keys = self._read_index()
+        except BaseException:
+            self._file.close()
+            raise
+        self.num_groups = len(self._offsets)
+        self.bytes_read = 0
+
+    def __enter__(self) -> NirvReader:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def is_key(self, i: int) -> bool:
+        """Whether group ``i`` is intra-coded (decodable without earlier groups)."""
+        return bool(self._keys[self._check(i)])
+
+    def key_group_at_or_before(self, i: int) -> int:
+        """The nearest key group ``<= i``: where decoding must start to reach group ``i``."""
+        return int(np.flatnonzero(self._keys[: self._check(i) + 1])[-1])
+
+    def read_group(self, i: int) -> bytes:
+        """Seek to chunk ``i``, check its length and CRC32, and return its payload."""
+        offset, length = int(self._offsets[self._check(i)]), int(self._lengths[i])
+        self._file.seek(offset)
+        chunk = self._file.read(_CHUNK.size + length)
+        if len(chunk) != _CHUNK.size + length:
+            raise self._damaged(f"group {i} chunk is truncated")
+        stored_length, crc = _CHUNK.unpack_from(chunk)
+        payload = chunk[_CHUNK.size :]
+        if stored_length != length:
+            raise self._damaged(f"group {i} chunk length disagrees with the index")
+        if zlib.crc32(payload) != crc:
+            raise self._damaged(f"group {i} chunk fails its CRC32 check")
+        self.bytes_read += length
+        return payload
+
+    def read_payload(
+        self, i: int, shapes: list[tuple[int, ...]], prev: list[np.ndarray] | None
+    ) -> GroupPayload:
+        """:meth:`read_group` + :func:`unpack_group`, with errors naming the file and group."""
+        payload = self.read_group(i)
+        try:
+            g = unpack_group(payload, shapes, prev)
+        except BitstreamError as e:
+            raise self._damaged(f"group {i}: {e}") from None
+        h = self.header
+        expected = min(h.group_size, h.num_frames - i * h.group_size)
+        if g.num_frames != expected or g.is_key != self.is_key(i):
+            raise self._damaged(f"group {i} payload disagrees with the header or index")
+        return g
+
+    # ------------------------------------------------------------------ validation
+
+    def _check(self, i: int) -> int:
+        if not 0 <= i < self.num_groups:
+            raise IndexError(f"group {i} out of range 0..{self.num_groups - 1}")
+        return i
+
+    def _damaged(self, what: str) -> BitstreamError:
+        return BitstreamError(f"{self.name}: {what}; the file is damaged")
+
+    def _read_exact(self, offset: int, n: int) -> bytes:
+        self._file.seek(offset)
+        data = self._file.read(n)
+        if len(data) != n:
+            raise BitstreamError(f"{self.name}: file is truncated")
+        return data
+
+    def _read_prelude(self) -> Header:
+        start = self._file.read(_START.size)
+        if not MAGIC.startswith(start[: len(MAGIC)]):
+            raise BitstreamError(f"{self.name}: not a NIRVANA file (bad magic)")
+        if len(start) < _START.size or self.file_size < PRELUDE_SIZE + _FOOTER.size:
+            raise BitstreamError(f"{self.name}: file is truncated ({self.file_size} bytes)")
+        _, version, head_size = _START.unpack(start)
+        if version > VERSION:
+            raise BitstreamError(
+                f"{self.name}: format version {version} is newer than this decoder reads "
+                f"({VERSION}); upgrade nirvana to decode it"
+            )
+        if version != VERSION or head_size != HEADER_SIZE:
+            raise self._damaged(f"unknown format version {version} / header size {head_size}")
+        head = self._read_exact(_START.size, head_size)
+        (crc,) = _CRC.unpack(self._read_exact(_START.size + head_size, _CRC.size))
+        if zlib.crc32(head) != crc:
+            raise self._damaged("header fails its CRC32 check")
+        try:
+            return Header.unpack(head)
+        except BitstreamError as e:
+            raise self._damaged(str(e)) from None
+
+    def _read_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        footer = self._read_exact(self.file_size - _FOOTER.size, _FOOTER.size)
+        index_offset, count, crc, end = _FOOTER.unpack(footer)
+        if end != END_MAGIC:
+            raise BitstreamError(
+                f"{self.name}: file is truncated or was never finished (no end marker)"
+            )
+        if count != self.header.num_groups:
+            raise self._damaged(f"index holds {count} groups, the header {self.header.num_groups}")
+        if index_offset + count * _ENTRY.itemsize + _FOOTER.size != self.file_size:
+            raise self._damaged(f"index offset {index_offset} is out of bounds")
+        index = self._read_exact(index_offset, count * _ENTRY.itemsize)
+        if _index_crc(index, index_offset, count) != crc:
+            raise self._damaged("index fails its CRC32 check")
+        entries = np.frombuffer(index, dtype=_ENTRY)
+        offsets, lengths = entries["offset"], entries["length"].astype(np.uint64)
+        ends = PRELUDE_SIZE + np.cumsum(_CHUNK.size + lengths)
+        contiguous = np.array_equal(offsets[1:], ends[:-1]) and ends[-1] == index_offset
+        if offsets[0] != PRELUDE_SIZE or not contiguous:
+            raise self._damaged("index offsets are out of bounds")
+        flags = entries["flags"]
+        if (flags > KEY_FLAG).any() or not flags[0] & KEY_FLAG:
+            raise self._damaged("index has bad key flags (the first group must be a key)")
+        return offsets, lengths, (flags & KEY_FLAG).astype(bool)
+
+
+def _index_crc(index: bytes, index_offset: int, count: int) -> int:
+    """CRC32 over the index entries and the footer fields that locate them."""
+    return zlib.crc32(_FOOTER_HEAD.pack(index_offset, count), zlib.crc32(index))
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,149 @@
+"""One group chunk's payload: stats, then per tensor its mode, scale and entropy-coded latents.
+
+A key group codes every tensor as it is (intra). Any other group codes each tensor either intra
+or as the residual from the previous group's latents, whichever blob is smaller; the choice is
+stored per tensor. Byte layout: see :mod:`codec.bitstream`.
+
+Example:
+    >>> import numpy as np
+    >>> g = GroupPayload(is_key=True, num_frames=3, iterations=500, psnr=31.5,
+    ...                  latents=[np.array([[1, 0], [0, -2]])], scales=[0.01])
+    >>> data = pack_group(g, prev=None)
+    >>> unpack_group(data, shapes=[(2, 2)], prev=None).latents[0].tolist()
+    [[1, 0], [0, -2]]
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from codec.entropy import INT32_MAX, INT32_MIN, decode_ints, encode_ints, split_sizes
+from codec.errors import BitstreamError
+
+INTRA, RESIDUAL = 0, 1
+KEY_FLAG = 0x01
+_HEAD = struct.Struct("<BBIfH")  # flags, num_frames, iterations, psnr, tensor count
+_TENSOR = struct.Struct("<BfI")  # mode, scale, blob length
+
+
+@dataclass
+class GroupPayload:
+    """Everything one group chunk holds; ``modes`` and the byte counts are filled by pack/unpack."""
+
+    is_key: bool
+    num_frames: int  # frames in this group (1..group_size)
+    iterations: int  # training iterations spent (stats)
+    psnr: float  # encoder's PSNR of this group's reconstruction (stats)
+    latents: list[np.ndarray]  # int32 arrays, one per weight tensor, in network order
+    scales: list[float]  # one float32 quantization step per tensor
+    modes: list[int] = field(default_factory=list)  # INTRA or RESIDUAL per tensor
+    weight_bytes: int = 0  # entropy-coded payload bytes
+    side_bytes: int = 0  # everything else: tables, scales, modes, stats, lengths
+
+
+def pack_group(g: GroupPayload, prev: list[np.ndarray] | None) -> bytes:
+    """Serialize ``g``; non-key groups may code tensors as residuals against ``prev``.
+
+    Fills ``g.modes``, ``g.weight_bytes`` and ``g.side_bytes``. Example: see the module doc.
+    """
+    if len(g.latents) != len(g.scales) or len(g.latents) > 0xFFFF:
+        raise ValueError(f"{len(g.latents)} latent tensors but {len(g.scales)} scales")
+    if not 1 <= g.num_frames <= 0xFF or not 0 <= g.iterations <= 0xFFFFFFFF:
+        raise ValueError(f"num_frames={g.num_frames} or iterations={g.iterations} out of range")
+    if prev is not None and len(prev) != len(g.latents):
+        raise ValueError(f"prev has {len(prev)} tensors, the group {len(g.latents)}")
+    reference = None if g.is_key else prev
+    blobs, records, g.modes = [], [], []
+    for i, (latent, scale) in enumerate(zip(g.latents, g.scales)):
+        if not math.isfinite(scale):
+            raise ValueError(f"tensor {i} has a non-finite scale {scale}")
+        mode, blob = _smallest(np.asarray(latent), None if reference is None else reference[i])
+        blobs.append(blob)
+        records.append(_TENSOR.pack(mode, scale, len(blob)))
+        g.modes.append(mode)
+    head = _HEAD.pack(KEY_FLAG if g.is_key else 0, g.num_frames, g.iterations, g.psnr, len(blobs))
+    data = head + b"".join(records) + b"".join(blobs)
+    g.weight_bytes = sum(split_sizes(blob)[0] for blob in blobs)
+    g.side_bytes = len(data) - g.weight_bytes
+    return data
+
+
+def unpack_group(
+    data: bytes, shapes: list[tuple[int, ...]], prev: list[np.ndarray] | None
+) -> GroupPayload:
+    """Parse a payload from :func:`pack_group`, rebuilding exact int32 latents of ``shapes``.
+
+    Raises BitstreamError when the payload is damaged or does not fit ``shapes`` / ``prev``.
+    Example: see the module doc.
+    """
+    if len(data) < _HEAD.size:
+        raise BitstreamError(f"group payload of {len(data)} bytes is shorter than its header")
+    flags, num_frames, iterations, psnr, count = _HEAD.unpack_from(data)
+    if flags & ~KEY_FLAG or num_frames == 0:
+        raise BitstreamError(f"group payload has bad flags {flags} or frame count {num_frames}")
+    if count != len(shapes):
+        raise BitstreamError(f"group holds {count} tensors, the network has {len(shapes)}")
+    pos = _HEAD.size + count * _TENSOR.size
+    if len(data) < pos:
+        raise BitstreamError("group payload is truncated inside its tensor table")
+    records = [_TENSOR.unpack_from(data, _HEAD.size + i * _TENSOR.size) for i in range(count)]
+    if pos + sum(length for _, _, length in records) != len(data):
+        raise BitstreamError("group payload length does not match its tensor table")
+    g = GroupPayload(bool(flags & KEY_FLAG), num_frames, iterations, psnr, [], [])
+    for i, ((mode, scale, length), shape) in enumerate(zip(records, shapes)):
+        blob = data[pos : pos + length]
+        pos += length
+        g.latents.append(_decode_tensor(i, blob, mode, scale, tuple(shape), g.is_key, prev))
+        g.scales.append(scale)
+        g.modes.append(mode)
+        g.weight_bytes += split_sizes(blob)[0]
+    g.side_bytes = len(data) - g.weight_bytes
+    return g
+
+
+def _smallest(latent: np.ndarray, reference: np.ndarray | None) -> tuple[int, bytes]:
+    """(mode, blob) of the smaller of intra and residual coding; ties go to intra."""
+    intra = encode_ints(latent)
+    if reference is None:
+        return INTRA, intra
+    reference = np.asarray(reference)
+    if reference.shape != latent.shape:
+        raise ValueError(f"prev shape {reference.shape} differs from {latent.shape}")
+    residual = latent.astype(np.int64) - reference.astype(np.int64)
+    if residual.size and (residual.min() < INT32_MIN or residual.max() > INT32_MAX):
+        return INTRA, intra
+    coded = encode_ints(residual)
+    return (RESIDUAL, coded) if len(coded) < len(intra) else (INTRA, intra)
+
+
+def _decode_tensor(
+    i: int,
+    blob: bytes,
+    mode: int,
+    scale: float,
+    shape: tuple[int, ...],
+    is_key: bool,
+    prev: list[np.ndarray] | None,
+) -> np.ndarray:
+    if mode not in (INTRA, RESIDUAL):
+        raise BitstreamError(f"tensor {i} has an unknown coding mode {mode}")
+    if not math.isfinite(scale):
+        raise BitstreamError(f"tensor {i} has a non-finite scale {scale}")
+    try:
+        values = decode_ints(blob, math.prod(shape)).reshape(shape)
+    except BitstreamError as e:
+        raise BitstreamError(f"tensor {i}: {e}") from None
+    if mode == INTRA:
+        return values
+    if is_key:
+        raise BitstreamError(f"tensor {i} of a key group is coded as a residual")
+    if prev is None or i >= len(prev) or prev[i].shape != shape:
+        raise BitstreamError(f"tensor {i} is a residual but no matching previous group is given")
+    latent = values.astype(np.int64) + prev[i]
+    if latent.size and (latent.min() < INT32_MIN or latent.max() > INT32_MAX):
+        raise BitstreamError(f"tensor {i} residual overflows int32")
+    return latent.astype(np.int32)

@@ -1,0 +1,91 @@
+"""Configuration: the network's shape (stored in the file) and the fitting budget (not stored).
+
+``NetworkConfig`` is everything a decoder needs to rebuild a group's network; the container
+header carries it. ``FitConfig`` only steers the encoder. Presets trade encode time for
+quality; ``NetworkConfig.for_resolution`` sizes the network to the frame size, because the
+paper's 2.4 M weights per group are meant for 1080p and swamp small videos with bits.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Shape of one group's network (DESIGN.md §1)."""
+
+    group_size: int = 3  # G: frames rendered by one network
+    patch_size: int = 32  # P: patch side in pixels (multiple of 4)
+    hidden: int = 512  # width of the SIREN stem
+    hidden_layers: int = 2  # sine layers before the last stem layer
+    channels: int = 16  # C: feature channels per frame at P/2 × P/2
+    w0: float = 30.0  # SIREN frequency
+
+    @property
+    def feature_size(self) -> int:
+        return self.patch_size // 2
+
+    @classmethod
+    def for_resolution(cls, width: int, height: int, **overrides) -> "NetworkConfig":
+        """A network sized to the frame: the paper's sizes at 1080p, smaller below.
+
+        Capacity grows roughly with the pixel count: the stem width follows the square root
+        of the area relative to 1080p, within [32, 512]; the patch size shrinks for small
+        frames so that there are enough patches to share the stem.
+
+        >>> NetworkConfig.for_resolution(1920, 1080)
+        NetworkConfig(group_size=3, patch_size=32, hidden=512, hidden_layers=2, channels=16, w0=30.0)
+        """
+        area_ratio = (width * height) / (1920 * 1080)
+        hidden = int(min(512, max(32, 16 * round(512 * math.sqrt(area_ratio) / 16))))
+        patch = 32 if width * height >= 640 * 360 else 16
+        channels = 16 if hidden >= 256 else 8
+        base = cls(patch_size=patch, hidden=hidden, channels=channels)
+        return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """How hard the encoder works on each group."""
+
+    key_iterations: int = 600  # budget of a key group (fresh start)
+    iterations: int = 200  # budget of a group warm-started from the previous one
+    min_iterations: int = 30  # never stop a group before this
+    lr: float = 2e-3  # Adam learning rate on the weights
+    step_lr: float = 0.01  # Adam step on log quantization steps (key groups only)
+    rate_lambda: float = 0.004  # loss = MSE + lambda * bits-per-pixel
+    target_psnr: float | None = None  # stop a group once it reaches this
+    patience: int = 60  # stop after this many iterations without a 0.02 dB gain
+    init_bits: int = 6  # initial step = init range / 2**(init_bits-1)
+    key_interval: int = 10  # a key group every this many groups
+    seed: int = 0
+
+
+PRESETS: dict[str, dict] = {
+    "fast": dict(key_iterations=250, iterations=80, patience=30),
+    "medium": dict(key_iterations=600, iterations=200, patience=60),
+    "slow": dict(key_iterations=1500, iterations=500, patience=150),
+}
+
+
+def quality_to_lambda(quality: float) -> float:
+    """Map the user's quality knob (0 = smallest file … 10 = best quality) to λ.
+
+    Each step of 1 halves λ (roughly +0.5–1 dB and more bits).
+
+    >>> quality_to_lambda(5.0)
+    0.004
+    """
+    return 0.004 * 2.0 ** (5.0 - quality)
+
+
+def fit_config(preset: str = "medium", quality: float | None = None, **overrides) -> FitConfig:
+    """A FitConfig from a preset name, a quality and explicit overrides (None = keep)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    cfg = replace(FitConfig(), **PRESETS[preset])
+    if quality is not None:
+        cfg = replace(cfg, rate_lambda=quality_to_lambda(quality))
+    return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})

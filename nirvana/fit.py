@@ -1,0 +1,149 @@
+"""Fitting one network per frame group, each warm-started from the previous one.
+
+The whole loop is here, top to bottom: a key group starts from a fresh network (seeded by
+its group index, so segments can be fitted anywhere, in any order) with the key budget and
+learnable quantization steps; every other group continues from the previous group's
+network and Adam state with the steps frozen, so that its integers can be coded as
+residuals. Each iteration renders all patches with straight-through rounded weights and
+minimises ``MSE + λ · bits-per-pixel``. A group stops at its budget, at the target PSNR,
+or when it stops improving; the best state seen is what gets coded.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .config import FitConfig, NetworkConfig
+from .network import NirvanaNet, render
+from .patches import PatchGrid
+from .rate import tensor_bits
+
+
+@dataclass
+class GroupFit:
+    """What fitting one group produced."""
+
+    latents: list[np.ndarray]  # integer latents, file order
+    steps: list[float]  # float32 quantization steps, file order
+    reconstruction: torch.Tensor  # (n, 3, H, W) float in [0, 1], exactly what a decoder renders
+    frame_psnrs: list[float]  # RGB PSNR of each reconstructed frame, rounded to 8 bits
+    iterations: int
+    estimated_bits: float
+
+    @property
+    def psnr(self) -> float:
+        return sum(self.frame_psnrs) / len(self.frame_psnrs)
+
+
+def psnr_from_mse(mse: float) -> float:
+    return 100.0 if mse <= 1e-10 else -10.0 * math.log10(mse)
+
+
+def to_uint8(frames: torch.Tensor) -> torch.Tensor:
+    """``[0, 1]`` floats → uint8, the rounding every output path uses."""
+    return torch.round(frames.clamp(0, 1) * 255).to(torch.uint8)
+
+
+def render_frames(weights: list[torch.Tensor], grid: PatchGrid, cfg: NetworkConfig, count: int) -> torch.Tensor:
+    """Render the first ``count`` frames of a group: ``(count, 3, H, W)`` in [0, 1]."""
+    coords = grid.centres().to(weights[0].device)
+    return grid.from_patches(render(weights, coords, cfg))[:count]
+
+
+class GroupFitter:
+    """Fits groups in order, carrying the network and optimizer from one to the next.
+
+    >>> fitter = GroupFitter(NetworkConfig(patch_size=8, hidden=16, channels=4),
+    ...                      FitConfig(key_iterations=5, min_iterations=5), 8, 8)
+    >>> fit = fitter.fit(torch.rand(3, 3, 8, 8), key=True, group_index=0)
+    >>> fit.reconstruction.shape, fit.iterations
+    (torch.Size([3, 3, 8, 8]), 5)
+    """
+
+    def __init__(self, net_cfg: NetworkConfig, fit_cfg: FitConfig, height: int, width: int,
+                 device: torch.device | str = "cpu"):
+        self.net_cfg = net_cfg
+        self.fit_cfg = fit_cfg
+        self.device = torch.device(device)
+        self.grid = PatchGrid(height, width, net_cfg.patch_size)
+        self.coords = self.grid.centres().to(self.device)
+        self.mask = self.grid.valid_mask().to(self.device)
+        self.net: NirvanaNet | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.previous: list[torch.Tensor] | None = None
+
+    def _start_key_group(self, group_index: int) -> None:
+        gen = torch.Generator().manual_seed(self.fit_cfg.seed * 1_000_003 + group_index)
+        self.net = NirvanaNet(self.net_cfg, gen, self.fit_cfg.init_bits).to(self.device)
+        self.optimizer = torch.optim.Adam([
+            {"params": self.net.weight_parameters(), "lr": self.fit_cfg.lr},
+            {"params": self.net.step_parameters(), "lr": self.fit_cfg.step_lr},
+        ])
+        self.previous = None
+
+    def fit(self, frames: torch.Tensor, key: bool, group_index: int,
+            progress: Callable[[int, float], None] | None = None) -> GroupFit:
+        """Fit ``frames`` (n, 3, H, W) in [0, 1]; n may be below the group size at the end."""
+        cfg = self.fit_cfg
+        if key or self.net is None:
+            self._start_key_group(group_index)
+            budget = cfg.key_iterations
+        else:
+            budget = cfg.iterations
+        net, opt = self.net, self.optimizer
+        opt.param_groups[1]["lr"] = cfg.step_lr if self.previous is None else 0.0
+
+        n = frames.shape[0]
+        target = self.grid.to_patches(frames.to(self.device))  # (N, n, 3, P, P)
+        mask = self.mask
+        valid = float(mask.sum()) * n * 3
+        pixels = self.grid.height * self.grid.width * n
+        previous = self.previous
+
+        best_loss, best_state, best_psnr, best_at = math.inf, None, -math.inf, 0
+        it = 0
+        while it < budget:
+            it += 1
+            out = net(self.coords)[:, :n]
+            mse = ((out - target) ** 2 * mask).sum() / valid
+            bits = sum(tensor_bits(t.symbols(), None if previous is None else previous[i])
+                       for i, t in enumerate(net.tensors))
+            loss = mse + cfg.rate_lambda * bits / pixels
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+            value = float(loss.detach())
+            psnr = psnr_from_mse(float(mse.detach()))
+            if value < best_loss:
+                best_loss, best_at = value, it
+                best_state = [p.detach().clone() for p in net.parameters()]
+            if psnr > best_psnr + 0.02:
+                best_psnr, last_gain = psnr, it
+            elif it == 1:
+                last_gain = it
+            if progress is not None:
+                progress(it, psnr)
+            if it >= cfg.min_iterations:
+                if cfg.target_psnr is not None and psnr >= cfg.target_psnr:
+                    break
+                if it - last_gain >= cfg.patience and it - best_at >= cfg.patience:
+                    break
+
+        with torch.no_grad():
+            for p, saved in zip(net.parameters(), best_state):
+                p.copy_(saved)
+            recon = render_frames(net.exact_weights(), self.grid, self.net_cfg, n)
+            err = (to_uint8(recon).float() - torch.round(frames.to(self.device) * 255)) / 255
+            frame_psnrs = [psnr_from_mse(float(e)) for e in (err ** 2).mean(dim=(1, 2, 3))]
+            latents = net.integer_latents()
+            ints = [torch.from_numpy(q).float().to(self.device) for q in latents]
+            est = float(sum(tensor_bits(q, None if previous is None else previous[i])
+                            for i, q in enumerate(ints)))
+        self.previous = ints
+        return GroupFit(latents, net.steps(), recon, frame_psnrs, it, est)

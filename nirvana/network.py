@@ -1,0 +1,123 @@
+"""The NIRVANA network of one frame group (DESIGN.md §1).
+
+A patch's centre coordinate (x, y) goes through a SIREN stem to a C×(P/2)×(P/2) feature
+map; a fixed sinusoidal encoding of each frame index is added, giving G stacked copies; two
+grouped 3×3 convolutions (one group per frame) with a PixelShuffle(2) and a GELU between
+them produce the G×3×P×P pixels of the patch.
+
+The weights are a flat list of tensors in a fixed order (:func:`tensor_shapes`). The same
+:func:`render` serves training (straight-through quantized weights) and decoding (weights
+rebuilt from the file's integers), so the decoder reproduces the encoder's reconstruction.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .config import NetworkConfig
+from .kernels import sine_linear
+from .quant import QuantTensor
+
+
+def tensor_shapes(cfg: NetworkConfig) -> list[tuple[int, ...]]:
+    """Shapes of the weight tensors, in file order: stem (W, b)…, conv1 (W, b), conv2 (W, b)."""
+    c, g, f = cfg.channels, cfg.group_size, cfg.feature_size
+    widths = [2] + [cfg.hidden] * cfg.hidden_layers + [c * f * f]
+    shapes: list[tuple[int, ...]] = []
+    for fan_in, fan_out in zip(widths[:-1], widths[1:]):
+        shapes += [(fan_out, fan_in), (fan_out,)]
+    shapes += [(2 * c * g, c, 3, 3), (2 * c * g,)]
+    shapes += [(3 * g, c // 2, 3, 3), (3 * g,)]
+    return shapes
+
+
+def temporal_encoding(cfg: NetworkConfig, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``(G, C)`` fixed encoding of frame index t: sin/cos of t · 100^(-2k/C)."""
+    c = cfg.channels
+    freqs = 100.0 ** (-torch.arange(0, c, 2, dtype=torch.float32) / c)
+    t = torch.arange(cfg.group_size, dtype=torch.float32)[:, None] * freqs[None, :]
+    return torch.stack([torch.sin(t), torch.cos(t)], dim=2).reshape(cfg.group_size, c).to(device)
+
+
+def render(weights: list[torch.Tensor], coords: torch.Tensor, cfg: NetworkConfig) -> torch.Tensor:
+    """Pixels of every patch: ``(N, 2)`` coordinates → ``(N, G, 3, P, P)``, about [0, 1]."""
+    n_stem = 2 * cfg.hidden_layers
+    x = coords
+    for i in range(0, n_stem, 2):
+        x = sine_linear(x, weights[i], weights[i + 1], cfg.w0)
+    x = F.linear(x, weights[n_stem], weights[n_stem + 1])
+    c, g, f = cfg.channels, cfg.group_size, cfg.feature_size
+    x = x.reshape(-1, 1, c, f, f) + temporal_encoding(cfg, x.device)[None, :, :, None, None]
+    x = x.reshape(-1, g * c, f, f)
+    x = F.conv2d(x, weights[n_stem + 2], weights[n_stem + 3], padding=1, groups=g)
+    x = F.gelu(F.pixel_shuffle(x, 2))
+    x = F.conv2d(x, weights[n_stem + 4], weights[n_stem + 5], padding=1, groups=g)
+    return x.reshape(-1, g, 3, cfg.patch_size, cfg.patch_size) + 0.5
+
+
+def _init_bound(index: int, shape: tuple[int, ...], cfg: NetworkConfig) -> float:
+    """Uniform init bound: SIREN's for the stem, PyTorch's default for the last layers."""
+    n_stem = 2 * cfg.hidden_layers
+    fan_in = shape[1] if len(shape) > 1 else None
+    if index < n_stem:
+        layer_fan_in = 2 if index < 2 else cfg.hidden
+        return 1.0 / layer_fan_in if index < 2 else math.sqrt(6.0 / layer_fan_in) / cfg.w0
+    if fan_in is None:  # a bias: same bound as its weight
+        return _init_bound(index - 1, tensor_shapes(cfg)[index - 1], cfg)
+    receptive = int(np.prod(shape[1:]))
+    return 1.0 / math.sqrt(receptive)
+
+
+class NirvanaNet(nn.Module):
+    """One group's network with quantized weights.
+
+    >>> cfg = NetworkConfig(patch_size=8, hidden=16, channels=4)
+    >>> net = NirvanaNet(cfg, torch.Generator().manual_seed(0))
+    >>> net(torch.zeros(5, 2)).shape
+    torch.Size([5, 3, 3, 8, 8])
+    """
+
+    def __init__(self, cfg: NetworkConfig, generator: torch.Generator, init_bits: int = 8):
+        super().__init__()
+        self.cfg = cfg
+        tensors = []
+        for i, shape in enumerate(tensor_shapes(cfg)):
+            bound = _init_bound(i, shape, cfg)
+            init = (torch.rand(shape, generator=generator) * 2 - 1) * bound
+            tensors.append(QuantTensor(init, step=bound / 2 ** (init_bits - 1)))
+        self.tensors = nn.ModuleList(tensors)
+
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        return render([t() for t in self.tensors], coords, self.cfg)
+
+    def exact_weights(self) -> list[torch.Tensor]:
+        """Weights exactly as a decoder rebuilds them from the file."""
+        return [t.exact() for t in self.tensors]
+
+    def integer_latents(self) -> list[np.ndarray]:
+        return [t.integers() for t in self.tensors]
+
+    def steps(self) -> list[float]:
+        return [t.step_value() for t in self.tensors]
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        return [t.weight for t in self.tensors]
+
+    def step_parameters(self) -> list[nn.Parameter]:
+        return [t.log_step for t in self.tensors]
+
+
+def weights_from_integers(
+    latents: list[np.ndarray], steps: list[float], device: torch.device | str = "cpu"
+) -> list[torch.Tensor]:
+    """Rebuild float weights from coded integers and steps (the decoder's path)."""
+    return [
+        torch.from_numpy(np.asarray(q, dtype=np.float32)).to(device)
+        * torch.tensor(s, dtype=torch.float32, device=device)
+        for q, s in zip(latents, steps)
+    ]

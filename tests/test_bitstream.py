@@ -1,0 +1,255 @@
+"""The .nirv format: header, group payloads, container, and damaged files."""
+
+import dataclasses
+import os
+import struct
+
+import numpy as np
+import pytest
+
+from codec.bitstream import GroupPayload, Header, NirvReader, NirvWriter, pack_group, unpack_group
+from codec.bitstream import container, header
+from codec.bitstream.group import INTRA, RESIDUAL
+from codec.errors import BitstreamError
+
+RNG = np.random.default_rng(99)
+SHAPES = [(32, 2), (32,), (48, 32), (48,), (3, 6, 3, 3)]
+
+HEADER = Header(
+    width=64,
+    height=48,
+    num_frames=8,
+    fps_num=30000,
+    fps_den=1001,
+    group_size=3,
+    patch_size=32,
+    key_interval=2,
+    hidden=32,
+    hidden_layers=2,
+    channels=16,
+    w0=30.0,
+    num_groups=3,
+)
+
+
+def random_latents(scale: float = 3.0) -> list[np.ndarray]:
+    return [np.round(RNG.laplace(0, scale, s)).astype(np.int32) for s in SHAPES]
+
+
+def make_group(is_key: bool, latents: list[np.ndarray], num_frames: int = 3) -> GroupPayload:
+    scales = [float(np.float32(0.01 * (i + 1))) for i in range(len(latents))]
+    return GroupPayload(is_key, num_frames, 1200, 31.25, latents, scales)
+
+
+# ----------------------------------------------------------------------------- header
+
+
+def test_header_round_trip():
+    data = HEADER.pack()
+    assert len(data) == header.SIZE == 38
+    assert Header.unpack(data) == HEADER
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"width": 0},
+        {"height": 16385},
+        {"num_frames": 10**7 + 1},
+        {"fps_den": 0},
+        {"group_size": 17},
+        {"patch_size": 30},
+        {"channels": 260},
+        {"hidden_layers": 0},
+        {"w0": float("nan")},
+        {"w0": -1.0},
+        {"num_groups": 4},
+    ],
+)
+def test_header_rejects_bad_field(change):
+    bad = dataclasses.replace(HEADER, **change)
+    with pytest.raises(ValueError):
+        bad.pack()
+    raw = header._STRUCT.pack(*dataclasses.astuple(bad))
+    with pytest.raises(BitstreamError, match=next(iter(change))):
+        Header.unpack(raw)
+
+
+def test_header_rejects_wrong_length():
+    with pytest.raises(BitstreamError):
+        Header.unpack(HEADER.pack()[:-1])
+
+
+# ----------------------------------------------------------------------------- group
+
+
+def test_key_group_round_trip():
+    g = make_group(True, random_latents())
+    data = pack_group(g, prev=random_latents())  # prev is ignored for a key group
+    assert g.modes == [INTRA] * len(SHAPES)
+    assert g.weight_bytes + g.side_bytes == len(data)
+    out = unpack_group(data, SHAPES, prev=None)
+    assert out.is_key and out.num_frames == 3 and out.iterations == 1200 and out.psnr == 31.25
+    assert out.scales == g.scales and out.modes == g.modes
+    assert (out.weight_bytes, out.side_bytes) == (g.weight_bytes, g.side_bytes)
+    for a, b in zip(out.latents, g.latents):
+        assert a.dtype == np.int32 and a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
+
+
+def test_residual_group_chooses_mode_per_tensor():
+    prev = random_latents(scale=20.0)
+    latents = [p + RNG.integers(-1, 2, p.shape).astype(np.int32) for p in prev]
+    latents[2] = np.round(RNG.laplace(0, 1.0, SHAPES[2])).astype(np.int32)  # unrelated to prev
+    g = make_group(False, latents, num_frames=2)
+    data = pack_group(g, prev)
+    assert g.modes[0] == RESIDUAL and g.modes[2] == INTRA
+    out = unpack_group(data, SHAPES, prev)
+    assert out.modes == g.modes and not out.is_key and out.num_frames == 2
+    for a, b in zip(out.latents, latents):
+        np.testing.assert_array_equal(a, b)
+    assert len(data) < len(pack_group(make_group(False, latents), None))
+
+
+def test_group_errors():
+    prev = random_latents(scale=20.0)
+    data = pack_group(make_group(False, [p + 1 for p in prev]), prev)
+    with pytest.raises(BitstreamError, match="residual"):
+        unpack_group(data, SHAPES, prev=None)
+    with pytest.raises(BitstreamError, match="residual"):
+        unpack_group(data, SHAPES, prev=[np.zeros((1,), np.int32)] * len(SHAPES))
+    with pytest.raises(BitstreamError, match="tensors"):
+        unpack_group(data, SHAPES[:-1], prev)
+    with pytest.raises(BitstreamError):
+        unpack_group(data, [(33, 2)] + SHAPES[1:], prev)
+    with pytest.raises(BitstreamError):
+        unpack_group(data[:-3], SHAPES, prev)
+    with pytest.raises(BitstreamError):
+        unpack_group(data[:5], SHAPES, prev)
+    with pytest.raises(ValueError):
+        pack_group(GroupPayload(True, 3, 1, 30.0, random_latents(), [1.0]), None)
+
+
+# ----------------------------------------------------------------------------- container
+
+
+def write_file(path, corrupt_header: Header | None = None) -> list[bytes]:
+    payloads = [b"key zero" * 10, b"delta one" * 7, b"key two" * 3]
+    with NirvWriter(path) as w:
+        for i, p in enumerate(payloads):
+            w.add_group(p, is_key=i != 1)
+        size = w.close(corrupt_header or HEADER)
+    assert size == os.path.getsize(path)
+    return payloads
+
+
+def test_container_round_trip(tmp_path):
+    path = tmp_path / "clip.nirv"
+    payloads = write_file(path)
+    assert os.listdir(tmp_path) == ["clip.nirv"]
+    with NirvReader(path) as r:
+        assert r.header == HEADER and r.num_groups == 3
+        assert r.file_size == os.path.getsize(path)
+        assert [r.is_key(i) for i in range(3)] == [True, False, True]
+        assert [r.key_group_at_or_before(i) for i in range(3)] == [0, 0, 2]
+        assert r.read_group(2) == payloads[2]
+        assert r.bytes_read == len(payloads[2])  # random access reads only that chunk
+        assert r.read_group(0) == payloads[0]
+        assert r.bytes_read == len(payloads[0]) + len(payloads[2])
+        with pytest.raises(IndexError):
+            r.read_group(3)
+
+
+def test_read_payload_end_to_end(tmp_path):
+    path = tmp_path / "net.nirv"
+    h = dataclasses.replace(HEADER, num_frames=5, group_size=3, num_groups=2)
+    first, second = random_latents(), random_latents()
+    with NirvWriter(path) as w:
+        w.add_group(pack_group(make_group(True, first), None), is_key=True)
+        w.add_group(pack_group(make_group(False, second, num_frames=2), first), is_key=False)
+        w.close(h)
+    with NirvReader(path) as r:
+        g0 = r.read_payload(0, SHAPES, None)
+        g1 = r.read_payload(1, SHAPES, g0.latents)
+        with pytest.raises(BitstreamError, match="net.nirv: group 1"):
+            r.read_payload(1, SHAPES[:-1], g0.latents)
+    for a, b in zip(g1.latents, second):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_flipped_chunk_byte_fails_crc(tmp_path):
+    path = tmp_path / "x.nirv"
+    write_file(path)
+    data = bytearray(path.read_bytes())
+    data[container.PRELUDE_SIZE + 8 + 80 + 8 + 5] ^= 0x10  # inside group 1's payload
+    path.write_bytes(bytes(data))
+    with NirvReader(path) as r:
+        assert r.read_group(0)
+        with pytest.raises(BitstreamError, match=r"x\.nirv: group 1 chunk fails its CRC32 check"):
+            r.read_group(1)
+
+
+def test_truncated_file(tmp_path):
+    path = tmp_path / "cut.nirv"
+    write_file(path)
+    data = path.read_bytes()
+    for n in (0, 3, 20, container.PRELUDE_SIZE + 30, len(data) - 1):
+        path.write_bytes(data[:n])
+        with pytest.raises(BitstreamError, match="cut.nirv"):
+            NirvReader(path)
+
+
+def test_bad_magic_and_newer_version(tmp_path):
+    path = tmp_path / "x.nirv"
+    write_file(path)
+    data = path.read_bytes()
+    path.write_bytes(b"RIFF" + data[4:])
+    with pytest.raises(BitstreamError, match=r"x\.nirv: not a NIRVANA file \(bad magic\)"):
+        NirvReader(path)
+    path.write_bytes(data[:4] + struct.pack("<H", 2) + data[6:])
+    with pytest.raises(BitstreamError, match="version 2.*upgrade"):
+        NirvReader(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(BitstreamError, match="nope.nirv"):
+        NirvReader(tmp_path / "nope.nirv")
+
+
+def test_every_single_byte_flip_is_caught(tmp_path):
+    """Any one damaged byte outside payloads is refused on open; inside, on read."""
+    path = tmp_path / "f.nirv"
+    write_file(path)
+    data = path.read_bytes()
+    for pos in range(len(data)):
+        damaged = bytearray(data)
+        damaged[pos] ^= 0xFF
+        path.write_bytes(bytes(damaged))
+        with pytest.raises(BitstreamError):
+            with NirvReader(path) as r:
+                for i in range(r.num_groups):
+                    r.read_group(i)
+
+
+def test_interrupted_write_leaves_nothing(tmp_path):
+    path = tmp_path / "out.nirv"
+    with pytest.raises(RuntimeError):
+        with NirvWriter(path) as w:
+            w.add_group(b"abc", is_key=True)
+            raise RuntimeError("encoder crashed")
+    assert os.listdir(tmp_path) == []
+    with NirvWriter(path) as w:  # leaving without close() also discards the file
+        w.add_group(b"abc", is_key=True)
+    assert os.listdir(tmp_path) == []
+
+
+def test_writer_refuses_inconsistent_files(tmp_path):
+    path = tmp_path / "out.nirv"
+    with pytest.raises(ValueError, match="key"):
+        with NirvWriter(path) as w:
+            w.add_group(b"abc", is_key=False)
+    with pytest.raises(ValueError, match="groups"):
+        with NirvWriter(path) as w:
+            w.add_group(b"abc", is_key=True)
+            w.close(HEADER)  # the header says 3 groups
+    assert os.listdir(tmp_path) == []
