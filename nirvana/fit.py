@@ -19,9 +19,10 @@ import numpy as np
 import torch
 
 from .config import FitConfig, NetworkConfig
-from .network import NirvanaNet, render
+from .network import NirvanaNet
 from .patches import PatchGrid
 from .rate import tensor_bits
+from .render import render_frames, to_uint8
 
 
 @dataclass
@@ -42,17 +43,6 @@ class GroupFit:
 
 def psnr_from_mse(mse: float) -> float:
     return 100.0 if mse <= 1e-10 else -10.0 * math.log10(mse)
-
-
-def to_uint8(frames: torch.Tensor) -> torch.Tensor:
-    """``[0, 1]`` floats → uint8, the rounding every output path uses."""
-    return torch.round(frames.clamp(0, 1) * 255).to(torch.uint8)
-
-
-def render_frames(weights: list[torch.Tensor], grid: PatchGrid, cfg: NetworkConfig, count: int) -> torch.Tensor:
-    """Render the first ``count`` frames of a group: ``(count, 3, H, W)`` in [0, 1]."""
-    coords = grid.centres().to(weights[0].device)
-    return grid.from_patches(render(weights, coords, cfg))[:count]
 
 
 class GroupFitter:

@@ -1,0 +1,162 @@
+"""The ``nirvana`` command: encode, decode, info, eval.
+
+Progress goes to stderr (tqdm), results to stdout. A user mistake (missing file, damaged
+.nirv, bad option) prints one ``error:`` line and exits with status 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from functools import wraps
+
+import click
+
+from codec.errors import CodecError
+
+
+def _size(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: expected WIDTHxHEIGHT, e.g. 1920x1080") from None
+    if w <= 0 or h <= 0:
+        raise click.BadParameter(f"{text!r}: width and height must be positive")
+    return w, h
+
+
+def _range(text: str | None) -> tuple[int, int | None]:
+    """``A:B`` for encode (the end may be open)."""
+    if text is None:
+        return 0, None
+    try:
+        a, b = text.split(":")
+        start = int(a) if a.strip() else 0
+        stop = int(b) if b.strip() else None
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: expected START:STOP, e.g. 0:30") from None
+    if start < 0 or (stop is not None and stop <= start):
+        raise click.BadParameter(f"{text!r}: need 0 <= START < STOP")
+    return start, stop
+
+
+def _user_errors(fn):
+    """Turn CodecError into one line on stderr and exit status 1."""
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except CodecError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted; no output written", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="nirvana-codec")
+def main() -> None:
+    """NIRVANA: video compressed as a chain of small neural networks."""
+
+
+@main.command()
+@click.argument("input", type=click.Path(path_type=str))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=str), help="Output .nirv file.")
+@click.option("--preset", type=click.Choice(["fast", "medium", "slow"]), default="medium", show_default=True,
+              help="Encode effort: more iterations per group give better quality per bit.")
+@click.option("--quality", type=float, default=None,
+              help="0 (smallest file) .. 10 (best quality); sets the rate weight lambda. Default 5.")
+@click.option("--target-psnr", type=float, default=None, help="Stop fitting a group once it reaches this RGB PSNR (dB).")
+@click.option("--group-size", type=int, default=None, help="Frames per network (default 3).")
+@click.option("--patch-size", type=int, default=None, help="Patch side in pixels, multiple of 4 (default: by resolution).")
+@click.option("--hidden", type=int, default=None, help="Stem width (default: by resolution).")
+@click.option("--channels", type=int, default=None, help="Feature channels, multiple of 4 (default: by resolution).")
+@click.option("--key-interval", type=int, default=None, help="A key group every N groups (default 10).")
+@click.option("--iterations", type=int, default=None, help="Iteration budget of a warm-started group (overrides the preset).")
+@click.option("--key-iterations", type=int, default=None, help="Iteration budget of a key group (overrides the preset).")
+@click.option("--frames", "frame_range", default=None, help="Encode only frames START:STOP of the input.")
+@click.option("--size", default=None, help="WIDTHxHEIGHT of a raw .yuv input (else parsed from its name).")
+@click.option("--fps", type=float, default=None, help="Frame rate of a raw .yuv or PNG-folder input.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, or a list: cuda:0,cuda:1 (one worker each).")
+@click.option("--workers", type=int, default=1, show_default=True, help="Worker processes on one device.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--stats", "stats_path", type=click.Path(path_type=str), default=None, help="Write per-group stats as JSON here.")
+@click.option("--recon", type=click.Path(path_type=str), default=None,
+              help="Also write the encoder's reconstruction (what the decoder will output) to this video.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@_user_errors
+def encode(input, output, preset, quality, target_psnr, group_size, patch_size, hidden, channels,
+           key_interval, iterations, key_iterations, frame_range, size, fps, device, workers, seed,
+           stats_path, recon, quiet):
+    """Encode INPUT (a video file, raw .yuv, or PNG folder) into a .nirv file."""
+    from codec.encoder import encode as run
+
+    start, stop = _range(frame_range)
+    report = run(input, output, preset=preset, quality=quality, target_psnr=target_psnr,
+                 group_size=group_size, patch_size=patch_size, hidden=hidden, channels=channels,
+                 key_interval=key_interval, iterations=iterations, key_iterations=key_iterations,
+                 start=start, stop=stop, size=_size(size), fps=fps, device=device, workers=workers,
+                 seed=seed, stats_path=stats_path, reconstruction=recon, progress=not quiet)
+    click.echo(report.summary())
+
+
+@main.command()
+@click.argument("input", type=click.Path(path_type=str))
+@click.option("-o", "--output", required=True, type=click.Path(path_type=str),
+              help="Output video: .mp4, .mkv, .mov, .y4m, or a folder (PNG frames).")
+@click.option("--frames", "frame_range", default=None, help="Decode only frames START:STOP.")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--codec", "video_codec", default=None, help="libx264 (default), libx265, libsvtav1, ffv1, libx264rgb.")
+@click.option("--crf", type=int, default=None, help="Output quality for lossy codecs (default 12).")
+@click.option("--lossless", is_flag=True, help="Exact RGB output (libx264rgb qp 0, or ffv1 with --codec ffv1 in .mkv).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@_user_errors
+def decode(input, output, frame_range, device, video_codec, crf, lossless, quiet):
+    """Decode a .nirv file INPUT to a video file or PNG folder."""
+    from codec.decoder import decode as run
+
+    report = run(input, output, frames=frame_range, device=device, codec=video_codec, crf=crf,
+                 lossless=lossless, progress=not quiet)
+    click.echo(report.summary())
+
+
+@main.command()
+@click.argument("input", type=click.Path(path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@_user_errors
+def info(input, as_json):
+    """Show a .nirv file's header, per-group sizes and stats, and totals."""
+    from codec.inspect import describe, format_description
+
+    desc = describe(input)
+    click.echo(json.dumps(desc, indent=1) if as_json else format_description(desc))
+
+
+@main.command(name="eval")
+@click.argument("decoded", type=click.Path(path_type=str))
+@click.option("--ref", "reference", required=True, type=click.Path(path_type=str), help="The original video.")
+@click.option("--nirv", type=click.Path(path_type=str), default=None, help="The .nirv file, to report bpp.")
+@click.option("--frames", "frame_range", default=None, help="Frames START:STOP of the reference that were encoded.")
+@click.option("--size", default=None, help="WIDTHxHEIGHT for raw .yuv inputs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (with per-frame PSNR).")
+@_user_errors
+def eval_(decoded, reference, nirv, frame_range, size, as_json):
+    """Compare DECODED with the original: PSNR (RGB, YUV 6:1:1), MS-SSIM, bpp."""
+    from codec.evaluate import evaluate
+
+    start, stop = _range(frame_range)
+    r = evaluate(decoded, reference, nirv=nirv, size=_size(size), start=start, stop=stop)
+    if as_json:
+        click.echo(json.dumps(r, indent=1))
+        return
+    line = (f"frames {r['frames']}  {r['width']}x{r['height']}  PSNR-RGB {r['psnr_rgb']:.2f} dB  "
+            f"PSNR-YUV(6:1:1) {r['psnr_yuv']:.2f} dB  MS-SSIM {r['ms_ssim']:.4f}")
+    if "bpp" in r:
+        line += f"  bpp {r['bpp']:.4f}"
+    click.echo(line)

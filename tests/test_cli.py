@@ -1,0 +1,100 @@
+"""User mistakes: one clear line on stderr, exit status 1, no traceback, no output left."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from codec.cli import main
+from conftest import CARPHONE
+
+
+def fails(*args: str, expect: str) -> str:
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    # what a terminal shows: a progress bar erases itself with a carriage return
+    lines = [ln.split("\r")[-1] for ln in result.output.split("\n")]
+    lines = [ln for ln in lines if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert expect in lines[0], lines[0]
+    return lines[0]
+
+
+def test_missing_input(tmp_path):
+    fails("encode", str(tmp_path / "nope.mp4"), "-o", str(tmp_path / "x.nirv"), expect="nope.mp4")
+    assert not (tmp_path / "x.nirv").exists()
+
+
+def test_input_that_is_not_a_video(tmp_path):
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("this is not a video\n" * 10)
+    fails("encode", str(bad), "-o", str(tmp_path / "x.nirv"), expect="notes.mp4")
+    assert list(tmp_path.iterdir()) == [bad]
+
+
+def test_unreadable_nirv(tmp_path):
+    bad = tmp_path / "junk.nirv"
+    bad.write_bytes(b"\x00" * 100)
+    fails("decode", str(bad), "-o", str(tmp_path / "out.mp4"), expect="junk.nirv")
+    fails("info", str(bad), expect="junk.nirv")
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_damaged_nirv_chunk_is_caught(tmp_path):
+    from codec.bitstream.container import PRELUDE_SIZE
+
+    runner = CliRunner()
+    good = tmp_path / "g.nirv"
+    r = runner.invoke(main, ["encode", str(CARPHONE), "-o", str(good), "--frames", "0:3",
+                             "--key-iterations", "5", "-q"])
+    assert r.exit_code == 0, r.output
+    data = bytearray(good.read_bytes())
+    data[PRELUDE_SIZE + 8 + 20] ^= 0xFF  # inside group 0's payload, past its length and CRC
+    bad = tmp_path / "bad.nirv"
+    bad.write_bytes(bytes(data))
+    fails("decode", str(bad), "-o", str(tmp_path / "out.mkv"), expect="CRC32")
+    assert not (tmp_path / "out.mkv").exists()
+
+
+def test_wrong_size_for_raw_yuv(data_dir, tmp_path):
+    src = data_dir / "CiscoVT2people_320x192_12fps.yuv"
+    fails("encode", str(src), "-o", str(tmp_path / "x.nirv"), "--size", "333x200", expect="333x200")
+    assert not (tmp_path / "x.nirv").exists()
+
+
+def test_raw_yuv_without_size(tmp_path):
+    raw = tmp_path / "clip.yuv"
+    raw.write_bytes(bytes(1000))
+    fails("encode", str(raw), "-o", str(tmp_path / "x.nirv"), expect="--size")
+
+
+def test_output_folder_missing(tmp_path):
+    fails("encode", str(CARPHONE), "-o", str(tmp_path / "no" / "x.nirv"), expect="does not exist")
+
+
+def test_decode_output_folder_missing(tmp_path):
+    runner = CliRunner()
+    good = tmp_path / "g.nirv"
+    assert runner.invoke(main, ["encode", str(CARPHONE), "-o", str(good), "--frames", "0:3",
+                                "--key-iterations", "5", "-q"]).exit_code == 0
+    fails("decode", str(good), "-o", str(tmp_path / "no" / "x.mp4"), expect="does not exist")
+    fails("decode", str(good), "-o", str(tmp_path / "x.mp4"), "--frames", "2:9", expect="--frames")
+
+
+def test_bad_frame_range_and_device(tmp_path):
+    fails("encode", str(CARPHONE), "-o", str(tmp_path / "x.nirv"), "--frames", "500:600", expect="carphone")
+    fails("encode", str(CARPHONE), "-o", str(tmp_path / "x.nirv"), "--device", "cuda:7",
+          expect="device")
+    assert not (tmp_path / "x.nirv").exists()
+
+
+def test_real_process_prints_no_traceback(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "codec", "decode", str(tmp_path / "missing.nirv"),
+                        "-o", str(tmp_path / "o.mp4")], capture_output=True, text=True)
+    assert p.returncode == 1
+    assert p.stderr.strip().startswith("error: ") and "Traceback" not in p.stderr
+    assert p.stdout == ""
