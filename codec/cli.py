@@ -103,7 +103,8 @@ def encode(input, output, preset, quality, target_psnr, group_size, patch_size, 
                  key_interval=key_interval, iterations=iterations, key_iterations=key_iterations,
                  start=start, stop=stop, size=_size(size), fps=fps, device=device, workers=workers,
                  seed=seed, stats_path=stats_path, reconstruction=recon, progress=not quiet)
-    click.echo(report.summary())
+    if report is not None:  # None on torchrun ranks other than 0
+        click.echo(report.summary())
 
 
 @main.command()

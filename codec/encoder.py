@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -31,6 +30,7 @@ import torch
 from codec.bitstream import GroupPayload, Header, NirvWriter, pack_group
 from codec.errors import InputError
 from codec.progress import progress_bar
+from codec.schedule import placement, run_segments
 from codec.video import VideoWriter, open_video
 from nirvana.config import FitConfig, NetworkConfig, fit_config
 from nirvana.fit import GroupFitter
@@ -129,9 +129,9 @@ class _Job:
     segment: Segment
     net: NetworkConfig
     fit: FitConfig
-    device: str
-    threads: int
     keep_reconstruction: bool
+    device: str = "cpu"  # set by the scheduler
+    threads: int = 1  # set by the scheduler
 
 
 Fitted = tuple[bytes, GroupStats, np.ndarray | None]  # chunk payload, stats, reconstruction
@@ -141,6 +141,9 @@ def _fit_segment(job: _Job, on_group: Callable[[GroupStats], None] | None = None
                  on_step: Callable[[int, int, float], None] | None = None) -> list[Fitted]:
     """Fit and pack every group of one segment, in order."""
     torch.set_num_threads(job.threads)
+    if job.device.startswith("cuda"):
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
     seg = job.segment
     out = []
     with open_video(job.input, size=job.size, fps=job.fps, start=job.start + seg.first_frame,
@@ -153,11 +156,11 @@ def _fit_segment(job: _Job, on_group: Callable[[GroupStats], None] | None = None
             frames = torch.from_numpy(group).to(job.device).permute(0, 3, 1, 2).float() / 255
             step = None if on_step is None else (lambda it, psnr: on_step(index, it, psnr))
             fit = fitter.fit(frames, key=local == 0, group_index=index, progress=step)
-            payload = GroupPayload(local == 0, group.shape[0], fit.iterations, fit.psnr,
+            payload = GroupPayload(fit.key, group.shape[0], fit.iterations, fit.psnr,
                                    fit.latents, fit.steps)
             data = pack_group(payload, prev)
             prev = fit.latents
-            stats = GroupStats(index, local == 0, group.shape[0], fit.iterations, fit.psnr,
+            stats = GroupStats(index, fit.key, group.shape[0], fit.iterations, fit.psnr,
                                fit.frame_psnrs, len(data), payload.weight_bytes, payload.side_bytes,
                                fit.estimated_bits / 8, sum(payload.modes), time.perf_counter() - t0)
             if on_group is not None:
@@ -167,24 +170,6 @@ def _fit_segment(job: _Job, on_group: Callable[[GroupStats], None] | None = None
                 recon = to_uint8(fit.reconstruction).permute(0, 2, 3, 1).cpu().numpy()
             out.append((data, stats, recon))
     return out
-
-
-def _parse_devices(device: str, workers: int) -> list[str]:
-    devices = [d.strip() for d in device.split(",") if d.strip()]
-    if not devices:
-        raise InputError("--device is empty; give e.g. cpu, cuda or cuda:0,cuda:1")
-    for d in devices:
-        try:
-            dev = torch.device(d)
-        except RuntimeError:
-            raise InputError(f"--device {d!r} is not a device name; use cpu, cuda or cuda:N") from None
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise InputError(f"--device {d}: CUDA is not available on this machine; use --device cpu")
-    if workers < 1:
-        raise InputError(f"--workers {workers}: must be at least 1")
-    if len(devices) == 1:
-        devices = devices * workers
-    return devices
 
 
 def encode(
@@ -211,21 +196,25 @@ def encode(
     stats_path: PathLike | None = None,
     reconstruction: PathLike | None = None,
     progress: bool = False,
-) -> EncodeReport:
+) -> EncodeReport | None:
     """Encode frames ``[start, stop)`` of ``input`` into the ``.nirv`` file ``output``.
 
     ``device`` names one device or a comma-separated list (one worker each);
-    ``workers`` runs that many worker processes on a single named device.
+    ``workers`` runs that many worker processes on a single named device. Under torchrun
+    every rank calls this; rank 0 writes the file and gets the report, the others None.
     ``reconstruction`` also writes the encoder's reconstruction there (lossless for
     .mp4/.mkv/.mov): the frames a decoder of ``output`` will produce.
     """
     t0 = time.perf_counter()
+    where = placement(device, workers)
+    writes = where.rank == 0
     output = Path(output)
-    if not output.parent.is_dir():
+    if writes and not output.parent.is_dir():
         raise InputError(f"{output}: folder {output.parent} does not exist; create it first")
-    if output.is_dir():
+    if writes and output.is_dir():
         raise InputError(f"{output}: is a folder; give a file name such as clip.nirv")
-    devices = _parse_devices(device, workers)
+    if reconstruction is not None and (where.world > 1 or len(where.devices) > 1):
+        raise InputError("--recon needs a single worker; drop --workers/--device lists or --recon")
     try:
         fit_cfg = fit_config(preset, quality, target_psnr=target_psnr, key_interval=key_interval,
                              iterations=iterations, key_iterations=key_iterations, seed=seed)
@@ -244,15 +233,20 @@ def encode(
     _check_network(net_cfg)
     segments = plan_segments(num_frames, net_cfg.group_size, fit_cfg.key_interval)
     jobs = [_Job(str(input), size, None if fps is None else Fraction(fps), start, seg, net_cfg,
-                 fit_cfg, devices[seg.index % len(devices)], _threads_per_worker(len(devices)),
-                 reconstruction is not None)
-            for seg in segments]
+                 fit_cfg, reconstruction is not None) for seg in segments]
+    if not writes:  # a torchrun rank other than 0: fit its segments, rank 0 writes
+        for _ in run_segments(_fit_segment, jobs, where):
+            pass
+        return None
 
     groups: list[GroupStats] = []
     total_groups = segments[-1].first_group + segments[-1].num_groups
     with (NirvWriter(output) as writer, _reconstruction_writer(reconstruction, info) as recon_out,
           progress_bar(total_groups, "group", progress) as bar):
-        for chunk in _run_jobs(jobs, devices, bar):
+        show_group, show_step = _bar_group(bar), _bar_step(bar)
+        on_result = None if bar is None else (lambda chunk: [show_group(s) for _, s, _ in chunk])
+        for chunk in run_segments(_fit_segment, jobs, where, on_result,
+                                  on_group=show_group, on_step=show_step):
             for data, stats, recon in chunk:
                 writer.add_group(data, stats.key)
                 groups.append(stats)
@@ -287,25 +281,6 @@ def _reconstruction_writer(path: PathLike | None, info) -> contextlib.AbstractCo
 def _check_network(cfg: NetworkConfig) -> None:
     if cfg.patch_size % 4 or cfg.channels % 4:
         raise InputError(f"patch size {cfg.patch_size} and channels {cfg.channels} must be multiples of 4")
-
-
-def _threads_per_worker(workers: int) -> int:
-    return max(1, (os.cpu_count() or 1) // workers)
-
-
-def _run_jobs(jobs: list[_Job], devices: list[str], bar) -> Iterator[list[Fitted]]:
-    """Fit segments: in this process for one worker, else over a spawn pool, in order."""
-    if len(devices) == 1:
-        for job in jobs:
-            yield _fit_segment(job, on_group=_bar_group(bar), on_step=_bar_step(bar))
-        return
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(len(devices)) as pool:
-        for chunk in pool.imap(_fit_segment, jobs):
-            if bar is not None:
-                for _, stats, _ in chunk:
-                    _bar_group(bar)(stats)
-            yield chunk
 
 
 def _bar_group(bar) -> Callable[[GroupStats], None] | None:

@@ -29,6 +29,7 @@ from .render import render_frames, to_uint8
 class GroupFit:
     """What fitting one group produced."""
 
+    key: bool  # coded on its own (a planned key group or a detected scene cut)
     latents: list[np.ndarray]  # integer latents, file order
     steps: list[float]  # float32 quantization steps, file order
     reconstruction: torch.Tensor  # (n, 3, H, W) float in [0, 1], exactly what a decoder renders
@@ -66,6 +67,7 @@ class GroupFitter:
         self.net: NirvanaNet | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.previous: list[torch.Tensor] | None = None
+        self.last_psnr = -math.inf
 
     def _start_key_group(self, group_index: int) -> None:
         gen = torch.Generator().manual_seed(self.fit_cfg.seed * 1_000_003 + group_index)
@@ -78,24 +80,33 @@ class GroupFitter:
 
     def fit(self, frames: torch.Tensor, key: bool, group_index: int,
             progress: Callable[[int, float], None] | None = None) -> GroupFit:
-        """Fit ``frames`` (n, 3, H, W) in [0, 1]; n may be below the group size at the end."""
-        cfg = self.fit_cfg
-        if key or self.net is None:
-            self._start_key_group(group_index)
-            budget = cfg.key_iterations
-        else:
-            budget = cfg.iterations
-        net, opt = self.net, self.optimizer
-        opt.param_groups[1]["lr"] = cfg.step_lr if self.previous is None else 0.0
+        """Fit ``frames`` (n, 3, H, W) in [0, 1]; n may be below the group size at the end.
 
+        A warm start that renders the new frames ``cut_db`` worse than the previous group was
+        fitted is a scene cut: the group restarts as a key group with the key budget.
+        """
+        cfg = self.fit_cfg
+        target = frames.to(self.device)
+        if not key and self.net is not None:
+            fit = self._run(target, cfg.iterations, progress, cut_below=self.last_psnr - cfg.cut_db)
+            if fit is not None:
+                return fit
+        self._start_key_group(group_index)
+        return self._run(target, cfg.key_iterations, progress, cut_below=None)
+
+    def _run(self, frames: torch.Tensor, budget: int, progress, cut_below: float | None) -> GroupFit | None:
+        """The training loop of one group; None if it turned out to be a scene cut."""
+        cfg = self.fit_cfg
+        net, opt, previous = self.net, self.optimizer, self.previous
+        opt.param_groups[1]["lr"] = cfg.step_lr if previous is None else 0.0
         n = frames.shape[0]
-        target = self.grid.to_patches(frames.to(self.device))  # (N, n, 3, P, P)
+        target = self.grid.to_patches(frames)  # (N, n, 3, P, P)
         mask = self.mask
         valid = float(mask.sum()) * n * 3
         pixels = self.grid.height * self.grid.width * n
-        previous = self.previous
 
-        best_loss, best_state, best_psnr, best_at = math.inf, None, -math.inf, 0
+        best_loss, best_state, best_at = math.inf, None, 0
+        best_psnr, last_gain = -math.inf, 0
         it = 0
         while it < budget:
             it += 1
@@ -115,10 +126,10 @@ class GroupFitter:
                 best_state = [p.detach().clone() for p in net.parameters()]
             if psnr > best_psnr + 0.02:
                 best_psnr, last_gain = psnr, it
-            elif it == 1:
-                last_gain = it
             if progress is not None:
                 progress(it, psnr)
+            if it == 1 and cut_below is not None and psnr < cut_below:
+                return None  # the MSE of iteration 1 is that of the untouched warm start
             if it >= cfg.min_iterations:
                 if cfg.target_psnr is not None and psnr >= cfg.target_psnr:
                     break
@@ -129,11 +140,13 @@ class GroupFitter:
             for p, saved in zip(net.parameters(), best_state):
                 p.copy_(saved)
             recon = render_frames(net.exact_weights(), self.grid, self.net_cfg, n)
-            err = (to_uint8(recon).float() - torch.round(frames.to(self.device) * 255)) / 255
+            err = (to_uint8(recon).float() - torch.round(frames * 255)) / 255
             frame_psnrs = [psnr_from_mse(float(e)) for e in (err ** 2).mean(dim=(1, 2, 3))]
             latents = net.integer_latents()
             ints = [torch.from_numpy(q).float().to(self.device) for q in latents]
             est = float(sum(tensor_bits(q, None if previous is None else previous[i])
                             for i, q in enumerate(ints)))
         self.previous = ints
-        return GroupFit(latents, net.steps(), recon, frame_psnrs, it, est)
+        fit = GroupFit(previous is None, latents, net.steps(), recon, frame_psnrs, it, est)
+        self.last_psnr = fit.psnr
+        return fit

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -134,3 +135,37 @@ def test_module_entry_point(encoded):
     out = subprocess.run([sys.executable, "-m", "codec", "info", str(d / "c.nirv")],
                          capture_output=True, text=True, check=True).stdout
     assert "key groups" in out
+
+
+def test_scene_cut_becomes_a_key_group(data_dir, tmp_path):
+    """carphone then foreman (same size): the first foreman group must be coded as a key."""
+    from codec.video import VideoWriter
+
+    a = frames_of(CARPHONE, stop=6)
+    b = frames_of(data_dir / "foreman_qcif8.y4m", stop=6)
+    joined = tmp_path / "joined.mkv"
+    with VideoWriter(joined, 176, 144, 25, lossless=True) as w:
+        w.write(np.concatenate([a, b]))
+    run("encode", str(joined), "-o", str(tmp_path / "j.nirv"), "--key-iterations", "150",
+        "--iterations", "40", "--key-interval", "10", "--stats", str(tmp_path / "s.json"), "-q")
+    groups = json.loads((tmp_path / "s.json").read_text())["groups"]
+    assert [g["key"] for g in groups] == [True, False, True, False]
+    assert groups[2]["bytes"] > 2 * groups[1]["bytes"]
+
+
+def test_two_workers_write_the_same_file(encoded, tmp_path):
+    d, _ = encoded
+    run("encode", str(CARPHONE), "-o", str(tmp_path / "w2.nirv"), "--frames", "0:9", "--workers", "2", *FAST)
+    assert (tmp_path / "w2.nirv").read_bytes() == (d / "c.nirv").read_bytes()
+
+
+def test_torchrun_two_ranks_write_the_same_file(encoded, tmp_path):
+    d, _ = encoded
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+           "--master-port", "29517", "-m", "codec", "encode", str(CARPHONE),
+           "-o", str(tmp_path / "tr.nirv"), "--frames", "0:9", *FAST]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert (tmp_path / "tr.nirv").read_bytes() == (d / "c.nirv").read_bytes()
+    assert p.stdout.count("encoded 9 frames") == 1  # only rank 0 reports

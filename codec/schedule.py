@@ -1,0 +1,129 @@
+"""Where segments are fitted: this process, a pool of local workers, or torchrun ranks.
+
+- One worker: segments run here, in order, with live progress.
+- Several local workers (``--workers N`` on one device, or ``--device cuda:0,cuda:1``): one
+  spawned process per worker, each pinned to its device; segments are handed out from a
+  queue and their results come back in segment order.
+- ``torchrun`` (``WORLD_SIZE`` > 1 in the environment): rank r fits the segments whose index
+  is r modulo the world size, on ``cuda:LOCAL_RANK`` (nccl) or the CPU (gloo); rank 0
+  gathers every segment and writes the file. All ranks must see the input at the same path.
+
+Which worker fits a segment never changes what is fitted: each segment starts from a key
+group seeded by its index, so the output is the same for any number of workers.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+
+from codec.errors import InputError
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The devices this process drives, and its place among torchrun ranks."""
+
+    devices: tuple[str, ...]  # one per local worker
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def threads(self) -> int:
+        """CPU threads per worker, so the workers of one machine share its cores."""
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) * len(self.devices)
+        return max(1, len(os.sched_getaffinity(0)) // local)
+
+
+def placement(device: str, workers: int) -> Placement:
+    """Parse ``--device``/``--workers`` and the torchrun environment.
+
+    >>> placement("cpu", 2).devices
+    ('cpu', 'cpu')
+    """
+    names = [d.strip() for d in device.split(",") if d.strip()]
+    if not names:
+        raise InputError("--device is empty; give e.g. cpu, cuda or cuda:0,cuda:1")
+    for name in names:
+        try:
+            dev = torch.device(name)
+        except RuntimeError:
+            raise InputError(f"--device {name!r} is not a device name; use cpu, cuda or cuda:N") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise InputError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    if workers < 1:
+        raise InputError(f"--workers {workers}: must be at least 1")
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        dev = f"cuda:{local_rank}" if names[0].startswith("cuda") else "cpu"
+        return Placement((dev,), int(os.environ["RANK"]), world)
+    if len(names) == 1:
+        names = names * workers
+    return Placement(tuple(names))
+
+
+def run_segments(fit: Callable[..., Any], jobs: Sequence, where: Placement,
+                 on_result: Callable[[Any], None] | None = None,
+                 **local_callbacks) -> Iterator[Any]:
+    """Yield ``fit(job)`` for every job, in job order (on torchrun rank 0 only).
+
+    Jobs are dataclasses with ``device`` and ``threads`` fields, filled in here.
+    ``local_callbacks`` are passed to ``fit`` when it runs in this process (live progress).
+    """
+    if where.world > 1:
+        yield from _run_distributed(fit, jobs, where)
+        return
+    if len(where.devices) == 1:
+        for job in jobs:
+            yield fit(replace(job, device=where.devices[0], threads=where.threads), **local_callbacks)
+        return
+    ctx = multiprocessing.get_context("spawn")
+    devices = ctx.Queue()
+    for d in where.devices:
+        devices.put(d)
+    jobs = [replace(job, threads=where.threads) for job in jobs]
+    with ctx.Pool(len(where.devices), initializer=_pin_worker, initargs=(devices,)) as pool:
+        for result in pool.imap(_PinnedCall(fit), jobs):
+            if on_result is not None:
+                on_result(result)
+            yield result
+
+
+_worker_device: str | None = None
+
+
+def _pin_worker(devices) -> None:
+    global _worker_device
+    _worker_device = devices.get()
+
+
+@dataclass(frozen=True)
+class _PinnedCall:
+    fit: Callable[..., Any]
+
+    def __call__(self, job):
+        return self.fit(replace(job, device=_worker_device))
+
+
+def _run_distributed(fit: Callable[..., Any], jobs: Sequence, where: Placement) -> Iterator[Any]:
+    import torch.distributed as dist
+
+    device = where.devices[0]
+    if not dist.is_initialized():
+        if device.startswith("cuda"):
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    mine = {i: fit(replace(job, device=device, threads=where.threads))
+            for i, job in enumerate(jobs) if i % where.world == where.rank}
+    gathered = [None] * where.world if where.rank == 0 else None
+    dist.gather_object(mine, gathered, dst=0)
+    if where.rank == 0:
+        results = {i: r for part in gathered for i, r in part.items()}
+        for i in range(len(jobs)):
+            yield results[i]
