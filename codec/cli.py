@@ -116,14 +116,15 @@ def encode(input, output, preset, quality, target_psnr, group_size, patch_size, 
 @click.option("--codec", "video_codec", default=None, help="libx264 (default), libx265, libsvtav1, ffv1, libx264rgb.")
 @click.option("--crf", type=int, default=None, help="Output quality for lossy codecs (default 12).")
 @click.option("--lossless", is_flag=True, help="Exact RGB output (libx264rgb qp 0, or ffv1 with --codec ffv1 in .mkv).")
+@click.option("--batch", type=int, default=None, help="Groups rendered at once (default: by frame size).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @_user_errors
-def decode(input, output, frame_range, device, video_codec, crf, lossless, quiet):
+def decode(input, output, frame_range, device, video_codec, crf, lossless, batch, quiet):
     """Decode a .nirv file INPUT to a video file or PNG folder."""
     from codec.decoder import decode as run
 
     report = run(input, output, frames=frame_range, device=device, codec=video_codec, crf=crf,
-                 lossless=lossless, progress=not quiet)
+                 lossless=lossless, batch=batch, progress=not quiet)
     click.echo(report.summary())
 
 

@@ -29,7 +29,7 @@ from codec.video import VideoWriter
 from nirvana.config import NetworkConfig
 from nirvana.network import tensor_shapes, weights_from_integers
 from nirvana.patches import PatchGrid
-from nirvana.render import render_frames, to_uint8
+from nirvana.render import render_groups, to_uint8
 
 PathLike = str | os.PathLike[str]
 
@@ -82,11 +82,17 @@ def parse_frame_range(text: str | None, num_frames: int, what: str) -> tuple[int
     return start, stop
 
 
-def decoded_groups(reader: NirvReader, start: int, stop: int,
-                   device: str = "cpu") -> Iterator[tuple[int, torch.Tensor]]:
+def auto_batch(grid: PatchGrid) -> int:
+    """Groups rendered together by default: about 4096 patches per batch, 1..32 groups."""
+    return max(1, min(32, 4096 // grid.count))
+
+
+def decoded_groups(reader: NirvReader, start: int, stop: int, device: str = "cpu",
+                   batch: int | None = None) -> Iterator[tuple[int, torch.Tensor]]:
     """Yield ``(group index, frames (n, 3, H, W) uint8)`` covering frames ``[start, stop)``.
 
-    Only the chunks from the key group at or before ``start`` onward are read.
+    Only the chunks from the key group at or before ``start`` onward are read. Weights are
+    rebuilt group by group (cheap); ``batch`` groups are rendered together.
     """
     header = reader.header
     cfg = network_config(header)
@@ -95,18 +101,30 @@ def decoded_groups(reader: NirvReader, start: int, stop: int,
         raise BitstreamError(f"{reader.path}: network or frame size in the header exceeds this "
                              "decoder's limits; the file is damaged or not supported")
     grid = PatchGrid(header.height, header.width, cfg.patch_size)
+    batch = batch or auto_batch(grid)
     g = header.group_size
     first, last = start // g, (stop - 1) // g
+    pending: list[tuple[int, list[torch.Tensor], int]] = []
+
+    def render_pending() -> Iterator[tuple[int, torch.Tensor]]:
+        with torch.no_grad():
+            frames = to_uint8(render_groups([w for _, w, _ in pending], grid, cfg))
+        for (index, _, count), group in zip(pending, frames):
+            yield index, group[:count]
+        pending.clear()
+
     prev = None
     for index in range(reader.key_group_at_or_before(first), last + 1):
         payload = reader.read_payload(index, shapes, prev)
         prev = payload.latents
         if index < first:
             continue
-        weights = weights_from_integers(payload.latents, payload.scales, device)
-        with torch.no_grad():
-            frames = to_uint8(render_frames(weights, grid, cfg, payload.num_frames))
-        yield index, frames
+        pending.append((index, weights_from_integers(payload.latents, payload.scales, device),
+                        payload.num_frames))
+        if len(pending) == batch:
+            yield from render_pending()
+    if pending:
+        yield from render_pending()
 
 
 def decode(
@@ -118,9 +136,15 @@ def decode(
     codec: str | None = None,
     crf: int | None = None,
     lossless: bool = False,
+    batch: int | None = None,
     progress: bool = False,
 ) -> DecodeReport:
-    """Decode ``input`` (a .nirv file) to ``output`` (.mp4/.mkv/.y4m or a PNG folder)."""
+    """Decode ``input`` (a .nirv file) to ``output`` (.mp4/.mkv/.y4m or a PNG folder).
+
+    ``batch`` groups are rendered at once (default: about 4096 patches' worth).
+    """
+    if batch is not None and batch < 1:
+        raise InputError(f"--batch {batch}: must be at least 1")
     t0 = time.perf_counter()
     with NirvReader(input) as reader:
         h = reader.header
@@ -129,7 +153,7 @@ def decode(
         with (VideoWriter(output, h.width, h.height, Fraction(h.fps_num, h.fps_den),
                           codec=codec, crf=crf, lossless=lossless) as writer,
               progress_bar(stop - start, "frame", progress) as bar):
-            for index, group in decoded_groups(reader, start, stop, device):
+            for index, group in decoded_groups(reader, start, stop, device, batch):
                 lo = max(start - index * h.group_size, 0)
                 hi = min(stop - index * h.group_size, group.shape[0])
                 chunk = group[lo:hi].permute(0, 2, 3, 1).cpu().numpy()

@@ -45,19 +45,27 @@ def temporal_encoding(cfg: NetworkConfig, device: torch.device | str = "cpu") ->
 
 
 def render(weights: list[torch.Tensor], coords: torch.Tensor, cfg: NetworkConfig) -> torch.Tensor:
-    """Pixels of every patch: ``(N, 2)`` coordinates → ``(N, G, 3, P, P)``, about [0, 1]."""
+    """Pixels of every patch for a batch of B networks.
+
+    ``weights`` are the tensors of :func:`tensor_shapes`, each with a leading batch dimension
+    B; ``coords`` is ``(N, 2)``. Returns ``(B, N, G, 3, P, P)``, about [0, 1]. The B networks
+    run as batched matmuls and as grouped convolutions with B·G groups, so decoding many
+    groups at once costs a few large kernels instead of many small ones.
+    """
     n_stem = 2 * cfg.hidden_layers
-    x = coords
+    b, n = weights[0].shape[0], coords.shape[0]
+    x = coords.expand(b, n, 2)
     for i in range(0, n_stem, 2):
         x = sine_linear(x, weights[i], weights[i + 1], cfg.w0)
-    x = F.linear(x, weights[n_stem], weights[n_stem + 1])
-    c, g, f = cfg.channels, cfg.group_size, cfg.feature_size
-    x = x.reshape(-1, 1, c, f, f) + temporal_encoding(cfg, x.device)[None, :, :, None, None]
-    x = x.reshape(-1, g * c, f, f)
-    x = F.conv2d(x, weights[n_stem + 2], weights[n_stem + 3], padding=1, groups=g)
+    x = torch.baddbmm(weights[n_stem + 1][:, None, :], x, weights[n_stem].transpose(1, 2))
+    c, g, f, p = cfg.channels, cfg.group_size, cfg.feature_size, cfg.patch_size
+    x = x.reshape(b, n, 1, c, f, f) + temporal_encoding(cfg, x.device)[None, None, :, :, None, None]
+    x = x.transpose(0, 1).reshape(n, b * g * c, f, f)
+    w1, b1, w2, b2 = weights[n_stem + 2:n_stem + 6]
+    x = F.conv2d(x, w1.flatten(0, 1), b1.flatten(), padding=1, groups=b * g)
     x = F.gelu(F.pixel_shuffle(x, 2))
-    x = F.conv2d(x, weights[n_stem + 4], weights[n_stem + 5], padding=1, groups=g)
-    return x.reshape(-1, g, 3, cfg.patch_size, cfg.patch_size) + 0.5
+    x = F.conv2d(x, w2.flatten(0, 1), b2.flatten(), padding=1, groups=b * g)
+    return x.reshape(n, b, g, 3, p, p).transpose(0, 1) + 0.5
 
 
 def _init_bound(index: int, shape: tuple[int, ...], cfg: NetworkConfig) -> float:
@@ -93,7 +101,8 @@ class NirvanaNet(nn.Module):
         self.tensors = nn.ModuleList(tensors)
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
-        return render([t() for t in self.tensors], coords, self.cfg)
+        """``(N, 2)`` coordinates → ``(N, G, 3, P, P)`` with the straight-through weights."""
+        return render([t()[None] for t in self.tensors], coords, self.cfg)[0]
 
     def exact_weights(self) -> list[torch.Tensor]:
         """Weights exactly as a decoder rebuilds them from the file."""

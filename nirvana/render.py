@@ -21,17 +21,23 @@ def to_uint8(frames: torch.Tensor) -> torch.Tensor:
     return torch.round(frames.clamp(0, 1) * 255).to(torch.uint8)
 
 
-def render_frames(weights: list[torch.Tensor], grid: PatchGrid, cfg: NetworkConfig,
-                  count: int) -> torch.Tensor:
-    """Render the first ``count`` frames of a group: ``(count, 3, H, W)`` floats about [0, 1].
+def render_groups(weights: list[list[torch.Tensor]], grid: PatchGrid, cfg: NetworkConfig) -> torch.Tensor:
+    """Render B groups at once: B weight lists → ``(B, G, 3, H, W)`` floats about [0, 1].
 
     >>> from nirvana.network import NirvanaNet
     >>> cfg = NetworkConfig(patch_size=8, hidden=16, channels=4)
-    >>> net = NirvanaNet(cfg, torch.Generator().manual_seed(0))
-    >>> render_frames(net.exact_weights(), PatchGrid(10, 13, 8), cfg, 2).shape
-    torch.Size([2, 3, 10, 13])
+    >>> nets = [NirvanaNet(cfg, torch.Generator().manual_seed(i)) for i in range(2)]
+    >>> render_groups([n.exact_weights() for n in nets], PatchGrid(10, 13, 8), cfg).shape
+    torch.Size([2, 3, 3, 10, 13])
     """
-    coords = grid.centres().to(weights[0].device)
-    patches = torch.cat([render(weights, coords[i:i + PATCH_CHUNK], cfg)[:, :count]
-                         for i in range(0, coords.shape[0], PATCH_CHUNK)])
-    return grid.from_patches(patches)
+    stacked = [torch.stack(ts) for ts in zip(*weights)]
+    coords = grid.centres().to(stacked[0].device)
+    patches = torch.cat([render(stacked, coords[i:i + PATCH_CHUNK], cfg)
+                         for i in range(0, coords.shape[0], PATCH_CHUNK)], dim=1)
+    return torch.stack([grid.from_patches(p) for p in patches])
+
+
+def render_frames(weights: list[torch.Tensor], grid: PatchGrid, cfg: NetworkConfig,
+                  count: int) -> torch.Tensor:
+    """Render the first ``count`` frames of one group: ``(count, 3, H, W)``."""
+    return render_groups([weights], grid, cfg)[0, :count]

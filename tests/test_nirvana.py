@@ -117,6 +117,6 @@ def test_quality_knob_is_monotonic():
 @pytest.mark.parametrize("m,k,n", [(5, 2, 16), (37, 16, 40), (64, 33, 7)])
 def test_triton_sine_linear_matches_torch(m, k, n):
     g = torch.Generator().manual_seed(m)
-    x, w, b = torch.randn(m, k, generator=g), torch.randn(n, k, generator=g) / k, torch.randn(n, generator=g)
+    x, w, b = torch.randn(2, m, k, generator=g), torch.randn(2, n, k, generator=g) / k, torch.randn(2, n, generator=g)
     got = sine_linear_triton(x, w, b, 30.0)
     assert torch.allclose(got, sine_linear_torch(x, w, b, 30.0), atol=1e-4)

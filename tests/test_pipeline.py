@@ -65,11 +65,15 @@ def test_reported_psnr_and_bpp_are_the_files(encoded, tmp_path):
     assert [g["key"] for g in stats["groups"]] == [True, False, True]
 
 
-def test_decoding_twice_is_identical(encoded, tmp_path):
+def test_decoding_twice_and_in_batches_is_identical(encoded, tmp_path):
     d, _ = encoded
-    for name in ("a", "b"):
-        run("decode", str(d / "c.nirv"), "-o", str(tmp_path / f"{name}.mkv"), "--lossless", "-q")
-    assert np.array_equal(frames_of(tmp_path / "a.mkv"), frames_of(tmp_path / "b.mkv"))
+    for name, batch in (("a", "1"), ("b", "1"), ("c", "2"), ("d", "3")):
+        run("decode", str(d / "c.nirv"), "-o", str(tmp_path / f"{name}.mkv"), "--lossless",
+            "--batch", batch, "-q")
+    first = frames_of(tmp_path / "a.mkv")
+    assert np.array_equal(first, frames_of(d / "recon.mkv"))
+    for name in "bcd":
+        assert np.array_equal(first, frames_of(tmp_path / f"{name}.mkv"))
 
 
 def test_encoding_is_deterministic(encoded, tmp_path):
