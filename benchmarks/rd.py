@@ -28,6 +28,8 @@ import platform
 import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -38,9 +40,10 @@ from benchmarks.anchors import ANCHORS, DEFAULT_CRFS, encode_anchor
 from codec.bdrate import bd_rate
 from codec.errors import CodecError
 from codec.evaluate import evaluate
-from codec.video import open_video
+from codec.video import VideoSource, open_video
 
-__all__ = ["run", "main", "DEFAULT_CLIPS", "QUICK_FRAMES", "QUICK_CRFS"]
+__all__ = ["run", "main", "Clip", "clip_points", "collect_results", "DEFAULT_CLIPS", "QUICK_FRAMES",
+           "QUICK_CRFS"]
 
 CODEC_METHOD = "nirvana"
 DEFAULT_CLIPS = ("samples/carphone.mp4", "samples/bikes.mp4")
@@ -53,6 +56,38 @@ FIELDS = (
 )  # fmt: skip
 
 Point = dict[str, str | int | float]
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One benchmarked input: frames ``[start, stop)`` of ``path``, labelled ``name`` in results.
+
+    ``size`` and ``fps`` go to every reader (a raw ``.yuv`` without them in its name needs the
+    size); ``name`` defaults to the file's stem.
+
+    Example:
+        >>> Clip("samples/carphone.mp4", stop=8).label
+        'carphone'
+    """
+
+    path: str | os.PathLike[str]
+    stop: int | None = None
+    start: int = 0
+    size: tuple[int, int] | None = None
+    fps: Fraction | None = None
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or Path(self.path).stem
+
+    def open(self) -> VideoSource:
+        """The clip's frames, streamed."""
+        return open_video(self.path, size=self.size, fps=self.fps, start=self.start, stop=self.stop)
+
+    def reader_options(self) -> dict:
+        """The frame selection as keyword arguments of ``codec.encode`` and ``evaluate``."""
+        return {"size": self.size, "fps": self.fps, "start": self.start, "stop": self.stop}
 
 
 def run(
@@ -93,25 +128,62 @@ def run(
         raise ValueError(f"unknown anchors {sorted(unknown)}; choose from {', '.join(ANCHORS)}")
     points: list[Point] = []
     for clip, count in zip(clips, counts):
-        for name, sweep in crfs.items():
-            for crf in sweep:
-                with open_video(clip, stop=count) as src:
-                    result = encode_anchor(src, name, crf)
-                points.append(_point(clip, name, "crf", crf, result.as_dict()))
-                _log(log, points[-1])
-        if not anchors_only:
-            for quality in qualities:
-                points.append(_codec_point(clip, count, quality, preset, device, workers))
-                _log(log, points[-1])
-    results = {
+        points += clip_points(Clip(clip, stop=count), qualities=() if anchors_only else qualities,
+                              crfs=crfs, preset=preset, device=device, workers=workers, log=log)
+    settings = {
+        "clips": [str(c) for c in clips],
+        "frames": counts,
+        "qualities": list(qualities) if not anchors_only else [],
+        "preset": preset,
+        "device": device,
+        "workers": workers,
+    }
+    results = collect_results(tag, settings, crfs, points)
+    _write(results, Path(out), tag)
+    return results
+
+
+def clip_points(
+    clip: Clip,
+    *,
+    qualities: Sequence[float],
+    crfs: dict[str, Sequence[int]],
+    preset: str = "medium",
+    device: str = "cpu",
+    workers: int = 1,
+    encode_options: dict | None = None,
+    log: bool = True,
+) -> list[Point]:
+    """Every anchor point of ``clip`` over its CRF sweep, then this codec at each quality.
+
+    ``encode_options`` are extra keyword arguments of ``codec.encode`` (``group_size``,
+    ``iterations``, ...).
+
+    Example:
+        >>> clip_points(Clip("samples/carphone.mp4", stop=4), qualities=[],
+        ...             crfs={"x264": (23,)}, log=False)[0]["method"]          # doctest: +SKIP
+        'x264'
+    """
+    points: list[Point] = []
+    for name, sweep in crfs.items():
+        for crf in sweep:
+            with clip.open() as src:
+                result = encode_anchor(src, name, crf)
+            points.append(_point(clip.label, name, "crf", crf, result.as_dict()))
+            _log(log, points[-1])
+    for quality in qualities:
+        points.append(_codec_point(clip, quality, preset, device, workers, encode_options or {}))
+        _log(log, points[-1])
+    return points
+
+
+def collect_results(tag: str, settings: dict, crfs: dict[str, Sequence[int]], points: list[Point]) -> dict:
+    """The results document: ``settings`` plus the anchors' setup and metric definitions,
+    the environment, the points and their BD-rates."""
+    return {
         "tag": tag,
         "settings": {
-            "clips": [str(c) for c in clips],
-            "frames": counts,
-            "qualities": list(qualities) if not anchors_only else [],
-            "preset": preset,
-            "device": device,
-            "workers": workers,
+            **settings,
             "crfs": {name: list(sweep) for name, sweep in crfs.items()},
             "anchors": {name: {"encoder": ANCHORS[name].encoder, "options": ANCHORS[name].options}
                         for name in crfs},
@@ -128,29 +200,27 @@ def run(
         "points": points,
         "bd_rate": _bd_rates(points),
     }
-    _write(results, Path(out), tag)
-    return results
 
 
-def _point(clip: str | os.PathLike[str], method: str, param: str, value: float, data: dict) -> Point:
+def _point(label: str, method: str, param: str, value: float, data: dict) -> Point:
     """One row of the results table."""
-    base = {"clip": Path(clip).stem, "method": method, "param": param, "value": value}
+    base = {"clip": label, "method": method, "param": param, "value": value}
     return {key: base.get(key, data.get(key)) for key in FIELDS}
 
 
 def _codec_point(
-    clip: str | os.PathLike[str], frames: int, quality: float, preset: str, device: str, workers: int
+    clip: Clip, quality: float, preset: str, device: str, workers: int, options: dict
 ) -> Point:
     """Encode, decode losslessly and evaluate one quality point of this codec."""
     with tempfile.TemporaryDirectory(prefix="nirvana-rd-") as tmp:
         nirv, decoded = Path(tmp) / "clip.nirv", Path(tmp) / "decoded.mkv"
-        enc = codec.encode(clip, nirv, preset=preset, quality=quality, stop=frames,
-                           device=device, workers=workers, seed=0)
+        enc = codec.encode(clip.path, nirv, preset=preset, quality=quality, device=device,
+                           workers=workers, seed=0, **clip.reader_options(), **options)
         dec = codec.decode(nirv, decoded, lossless=True)
-        scores = evaluate(decoded, clip, nirv=nirv, stop=frames)
+        scores = evaluate(decoded, clip.path, nirv=nirv, **clip.reader_options())
     data = {**scores, "bytes": scores["file_bytes"], "encode_seconds": enc.seconds,
             "decode_seconds": dec.seconds}
-    return _point(clip, CODEC_METHOD, "quality", quality, data)
+    return _point(clip.label, CODEC_METHOD, "quality", quality, data)
 
 
 def _log(enabled: bool, point: Point) -> None:
@@ -189,7 +259,8 @@ def _bd_rates(points: list[Point]) -> dict[str, dict[str, dict[str, float | None
     return table
 
 
-def _write(results: dict, out: Path, tag: str) -> None:
+def _write(results: dict, out: Path, tag: str, notes: Sequence[str] = ()) -> None:
+    """Write ``rd_<tag>.{json,csv,md,png}``; ``notes`` are markdown lines put under the header."""
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"rd_{tag}"
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
@@ -197,12 +268,13 @@ def _write(results: dict, out: Path, tag: str) -> None:
         writer = csv.DictWriter(f, fieldnames=FIELDS)
         writer.writeheader()
         writer.writerows(results["points"])
-    stem.with_suffix(".md").write_text(_markdown(results))
+    stem.with_suffix(".md").write_text(_markdown(results, notes))
     _plot(results, stem.with_suffix(".png"))
 
 
-def _markdown(results: dict) -> str:
-    """Points per clip, then BD-rate of each method against each anchor."""
+def _markdown(results: dict, notes: Sequence[str] = ()) -> str:
+    """Points per clip, then BD-rate of each method against each anchor; ``notes`` (lines)
+    go between the header and the first clip."""
     settings = results["settings"]
     lines = [
         f"# Rate-distortion: {results['tag']}",
@@ -210,6 +282,7 @@ def _markdown(results: dict) -> str:
         f"Clips: {', '.join(f'{c} ({n} frames)' for c, n in zip(settings['clips'], settings['frames']))}. "
         f"Metrics: {settings['metrics']}. bpp from file / packet bytes.",
         "",
+        *notes,
     ]
     for clip, rows in results["bd_rate"].items():
         lines += [f"## {clip}", "", "| method | setting | bpp | PSNR RGB | PSNR YUV | MS-SSIM | enc s | dec s |",

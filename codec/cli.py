@@ -77,7 +77,7 @@ def main() -> None:
 @click.option("--patch-size", type=int, default=None, help="Patch side in pixels, multiple of 4 (default: by resolution).")
 @click.option("--hidden", type=int, default=None, help="Stem width (default: by resolution).")
 @click.option("--channels", type=int, default=None, help="Feature channels, multiple of 4 (default: by resolution).")
-@click.option("--key-interval", type=int, default=None, help="A key group every N groups (default 10).")
+@click.option("--key-interval", type=int, default=None, help="A key group every N groups (default 20).")
 @click.option("--iterations", type=int, default=None, help="Iteration budget of a warm-started group (overrides the preset).")
 @click.option("--key-iterations", type=int, default=None, help="Iteration budget of a key group (overrides the preset).")
 @click.option("--frames", "frame_range", default=None, help="Encode only frames START:STOP of the input.")

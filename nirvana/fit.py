@@ -99,6 +99,8 @@ class GroupFitter:
         cfg = self.fit_cfg
         net, opt, previous = self.net, self.optimizer, self.previous
         opt.param_groups[1]["lr"] = cfg.step_lr if previous is None else 0.0
+        # Warm-started groups take small steps: every flipped integer is a coded residual.
+        opt.param_groups[0]["lr"] = cfg.lr if previous is None else cfg.residual_lr
         n = frames.shape[0]
         target = self.grid.to_patches(frames)  # (N, n, 3, P, P)
         mask = self.mask
