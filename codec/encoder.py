@@ -213,6 +213,8 @@ def encode(
         raise InputError(f"{output}: folder {output.parent} does not exist; create it first")
     if writes and output.is_dir():
         raise InputError(f"{output}: is a folder; give a file name such as clip.nirv")
+    if writes and stats_path is not None and not Path(stats_path).parent.is_dir():
+        raise InputError(f"{stats_path}: folder {Path(stats_path).parent} does not exist; create it first")
     if reconstruction is not None and (where.world > 1 or len(where.devices) > 1):
         raise InputError("--recon needs a single worker; drop --workers/--device lists or --recon")
     try:

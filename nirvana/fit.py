@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .config import FitConfig, NetworkConfig
-from .network import NirvanaNet
+from .model import NirvanaNet
 from .patches import PatchGrid
 from .rate import tensor_bits
 from .render import render_frames, to_uint8

@@ -6,22 +6,19 @@ grouped 3×3 convolutions (one group per frame) with a PixelShuffle(2) and a GEL
 them produce the G×3×P×P pixels of the patch.
 
 The weights are a flat list of tensors in a fixed order (:func:`tensor_shapes`). The same
-:func:`render` serves training (straight-through quantized weights) and decoding (weights
-rebuilt from the file's integers), so the decoder reproduces the encoder's reconstruction.
+:func:`render` serves training (straight-through quantized weights, :mod:`nirvana.model`)
+and decoding (weights rebuilt from the file's integers), so the decoder reproduces the
+encoder's reconstruction. This module holds no training code; the decoder imports it.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from .config import NetworkConfig
 from .kernels import sine_linear
-from .quant import QuantTensor
 
 
 def tensor_shapes(cfg: NetworkConfig) -> list[tuple[int, ...]]:
@@ -66,59 +63,6 @@ def render(weights: list[torch.Tensor], coords: torch.Tensor, cfg: NetworkConfig
     x = F.gelu(F.pixel_shuffle(x, 2))
     x = F.conv2d(x, w2.flatten(0, 1), b2.flatten(), padding=1, groups=b * g)
     return x.reshape(n, b, g, 3, p, p).transpose(0, 1) + 0.5
-
-
-def _init_bound(index: int, shape: tuple[int, ...], cfg: NetworkConfig) -> float:
-    """Uniform init bound: SIREN's for the stem, PyTorch's default for the last layers."""
-    n_stem = 2 * cfg.hidden_layers
-    fan_in = shape[1] if len(shape) > 1 else None
-    if index < n_stem:
-        layer_fan_in = 2 if index < 2 else cfg.hidden
-        return 1.0 / layer_fan_in if index < 2 else math.sqrt(6.0 / layer_fan_in) / cfg.w0
-    if fan_in is None:  # a bias: same bound as its weight
-        return _init_bound(index - 1, tensor_shapes(cfg)[index - 1], cfg)
-    receptive = int(np.prod(shape[1:]))
-    return 1.0 / math.sqrt(receptive)
-
-
-class NirvanaNet(nn.Module):
-    """One group's network with quantized weights.
-
-    >>> cfg = NetworkConfig(patch_size=8, hidden=16, channels=4)
-    >>> net = NirvanaNet(cfg, torch.Generator().manual_seed(0))
-    >>> net(torch.zeros(5, 2)).shape
-    torch.Size([5, 3, 3, 8, 8])
-    """
-
-    def __init__(self, cfg: NetworkConfig, generator: torch.Generator, init_bits: int = 8):
-        super().__init__()
-        self.cfg = cfg
-        tensors = []
-        for i, shape in enumerate(tensor_shapes(cfg)):
-            bound = _init_bound(i, shape, cfg)
-            init = (torch.rand(shape, generator=generator) * 2 - 1) * bound
-            tensors.append(QuantTensor(init, step=bound / 2 ** (init_bits - 1)))
-        self.tensors = nn.ModuleList(tensors)
-
-    def forward(self, coords: torch.Tensor) -> torch.Tensor:
-        """``(N, 2)`` coordinates → ``(N, G, 3, P, P)`` with the straight-through weights."""
-        return render([t()[None] for t in self.tensors], coords, self.cfg)[0]
-
-    def exact_weights(self) -> list[torch.Tensor]:
-        """Weights exactly as a decoder rebuilds them from the file."""
-        return [t.exact() for t in self.tensors]
-
-    def integer_latents(self) -> list[np.ndarray]:
-        return [t.integers() for t in self.tensors]
-
-    def steps(self) -> list[float]:
-        return [t.step_value() for t in self.tensors]
-
-    def weight_parameters(self) -> list[nn.Parameter]:
-        return [t.weight for t in self.tensors]
-
-    def step_parameters(self) -> list[nn.Parameter]:
-        return [t.log_step for t in self.tensors]
 
 
 def weights_from_integers(

@@ -24,7 +24,7 @@ def to_uint8(frames: torch.Tensor) -> torch.Tensor:
 def render_groups(weights: list[list[torch.Tensor]], grid: PatchGrid, cfg: NetworkConfig) -> torch.Tensor:
     """Render B groups at once: B weight lists → ``(B, G, 3, H, W)`` floats about [0, 1].
 
-    >>> from nirvana.network import NirvanaNet
+    >>> from nirvana.model import NirvanaNet
     >>> cfg = NetworkConfig(patch_size=8, hidden=16, channels=4)
     >>> nets = [NirvanaNet(cfg, torch.Generator().manual_seed(i)) for i in range(2)]
     >>> render_groups([n.exact_weights() for n in nets], PatchGrid(10, 13, 8), cfg).shape

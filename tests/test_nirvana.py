@@ -10,7 +10,8 @@ from codec.entropy import encode_ints
 from nirvana.config import FitConfig, NetworkConfig, fit_config, quality_to_lambda
 from nirvana.fit import GroupFitter
 from nirvana.kernels import sine_linear_torch, sine_linear_triton, triton
-from nirvana.network import NirvanaNet, tensor_shapes, weights_from_integers
+from nirvana.model import NirvanaNet
+from nirvana.network import tensor_shapes, weights_from_integers
 from nirvana.patches import PatchGrid
 from nirvana.rate import laplace_bits
 from nirvana.render import render_frames

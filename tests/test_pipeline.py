@@ -173,3 +173,11 @@ def test_torchrun_two_ranks_write_the_same_file(encoded, tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     assert (tmp_path / "tr.nirv").read_bytes() == (d / "c.nirv").read_bytes()
     assert p.stdout.count("encoded 9 frames") == 1  # only rank 0 reports
+
+
+def test_decoder_imports_no_training_code():
+    code = "import sys, codec.decoder; print(sorted(m for m in sys.modules if m.startswith('nirvana')))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "nirvana.network" in loaded
+    for training in ("nirvana.fit", "nirvana.model", "nirvana.quant", "nirvana.rate"):
+        assert training not in loaded

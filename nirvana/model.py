@@ -1,0 +1,69 @@
+"""The trainable network of one group: every tensor of :func:`~nirvana.network.tensor_shapes`
+as a :class:`~nirvana.quant.QuantTensor`, initialised as SIREN (stem) and PyTorch's default
+(convolution heads) prescribe, rendered by :func:`nirvana.network.render`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from .config import NetworkConfig
+from .network import render, tensor_shapes
+from .quant import QuantTensor
+
+
+def _init_bound(index: int, shape: tuple[int, ...], cfg: NetworkConfig) -> float:
+    """Uniform init bound: SIREN's for the stem, PyTorch's default for the last layers."""
+    n_stem = 2 * cfg.hidden_layers
+    fan_in = shape[1] if len(shape) > 1 else None
+    if index < n_stem:
+        layer_fan_in = 2 if index < 2 else cfg.hidden
+        return 1.0 / layer_fan_in if index < 2 else math.sqrt(6.0 / layer_fan_in) / cfg.w0
+    if fan_in is None:  # a bias: same bound as its weight
+        return _init_bound(index - 1, tensor_shapes(cfg)[index - 1], cfg)
+    receptive = int(np.prod(shape[1:]))
+    return 1.0 / math.sqrt(receptive)
+
+
+class NirvanaNet(nn.Module):
+    """One group's network with quantized weights.
+
+    >>> cfg = NetworkConfig(patch_size=8, hidden=16, channels=4)
+    >>> net = NirvanaNet(cfg, torch.Generator().manual_seed(0))
+    >>> net(torch.zeros(5, 2)).shape
+    torch.Size([5, 3, 3, 8, 8])
+    """
+
+    def __init__(self, cfg: NetworkConfig, generator: torch.Generator, init_bits: int = 8):
+        super().__init__()
+        self.cfg = cfg
+        tensors = []
+        for i, shape in enumerate(tensor_shapes(cfg)):
+            bound = _init_bound(i, shape, cfg)
+            init = (torch.rand(shape, generator=generator) * 2 - 1) * bound
+            tensors.append(QuantTensor(init, step=bound / 2 ** (init_bits - 1)))
+        self.tensors = nn.ModuleList(tensors)
+
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        """``(N, 2)`` coordinates → ``(N, G, 3, P, P)`` with the straight-through weights."""
+        return render([t()[None] for t in self.tensors], coords, self.cfg)[0]
+
+    def exact_weights(self) -> list[torch.Tensor]:
+        """Weights exactly as a decoder rebuilds them from the file."""
+        return [t.exact() for t in self.tensors]
+
+    def integer_latents(self) -> list[np.ndarray]:
+        return [t.integers() for t in self.tensors]
+
+    def steps(self) -> list[float]:
+        return [t.step_value() for t in self.tensors]
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        return [t.weight for t in self.tensors]
+
+    def step_parameters(self) -> list[nn.Parameter]:
+        return [t.log_step for t in self.tensors]
