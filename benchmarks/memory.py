@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -45,16 +44,22 @@ def write_panning_yuv(image: np.ndarray, width: int, height: int, frames: int, p
             f.write(yuv.to_ndarray().tobytes())
 
 
+_RUN_AND_REPORT_RSS = (
+    "import resource, sys\n"
+    "from codec.cli import main\n"
+    "main(sys.argv[1:], standalone_mode=False)\n"
+    "print('peak_rss_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+)
+
+
 def _child(args: list[str]) -> dict:
-    """Run ``python -c <codec call>`` and return its peak RSS (MiB) and wall time."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Run one ``nirvana`` command in a fresh interpreter; its own peak RSS (MiB) and time."""
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "codec", *args, "-q"], check=True, stdout=subprocess.PIPE)
+    p = subprocess.run([sys.executable, "-c", _RUN_AND_REPORT_RSS, *args, "-q"], check=True,
+                       capture_output=True, text=True)
     seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if peak < before:  # ru_maxrss of children is the max over all children so far
-        raise RuntimeError("unexpected rusage")
-    return {"peak_rss_mib": peak / 1024, "seconds": seconds}
+    kib = int(p.stdout.split("peak_rss_kib")[-1])
+    return {"peak_rss_mib": kib / 1024, "seconds": seconds}
 
 
 def measure(frames: int, width: int, height: int, image: np.ndarray, work: Path) -> dict:
@@ -78,16 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = ap.parse_args(argv)
     width, height = (int(v) for v in args.size.split("x"))
-    image = skio.imread(args.image)[..., :3]
-    if image.shape[0] < height or image.shape[1] < width:
-        image = np.pad(image, ((0, max(0, height - image.shape[0])), (0, max(0, width - image.shape[1])), (0, 0)),
-                       mode="reflect")
+    image = _fit_image(skio.imread(args.image)[..., :3], width, height)
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
-        # Each measurement in its own child process, so ru_maxrss is per run: measure the
-        # longest first would hide growth, so go from short to long and keep the maxima apart.
         for n in sorted(args.frames):
-            runs.append(_measure_isolated(n, width, height, args.image, Path(tmp), args.size))
+            runs.append(measure(n, width, height, image, Path(tmp)))
             print(json.dumps(runs[-1]), flush=True)
     results = {"machine": platform.platform(), "python": platform.python_version(), "runs": runs}
     args.out.mkdir(parents=True, exist_ok=True)
@@ -96,17 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _measure_isolated(frames: int, width: int, height: int, image: Path, work: Path, size: str) -> dict:
-    """One ``measure`` in a fresh interpreter, so RSS maxima of runs are independent."""
-    code = ("import json, sys; from pathlib import Path; from skimage import io;"
-            "from benchmarks.memory import measure, _fit_image;"
-            f"img = _fit_image(io.imread({str(image)!r})[..., :3], {width}, {height});"
-            f"print(json.dumps(measure({frames}, {width}, {height}, img, Path({str(work)!r}))))")
-    p = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-    return json.loads(p.stdout.strip().splitlines()[-1])
-
-
 def _fit_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Reflect-pad ``image`` if it is smaller than the clip."""
     pad_h, pad_w = max(0, height - image.shape[0]), max(0, width - image.shape[1])
     if pad_h or pad_w:
         image = np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode="reflect")

@@ -2,8 +2,8 @@
 
 Reads the header, rebuilds each needed group's integer weights (following the residual
 chain from the nearest key group at or before the first requested frame), renders the
-group's frames with the same :func:`nirvana.fit.render_frames` the encoder used for its
-reconstruction, and streams them to the writer. Imports no training code.
+groups in batches with :func:`nirvana.render.render_groups`, the function behind the
+encoder's own reconstruction, and streams the frames to the writer. Imports no training code.
 
 Example:
     >>> report = decode("carphone.nirv", "carphone_decoded.mp4")   # doctest: +SKIP
@@ -25,6 +25,7 @@ import torch
 from codec.bitstream import Header, NirvReader
 from codec.errors import BitstreamError, InputError
 from codec.progress import progress_bar
+from codec.schedule import check_device
 from codec.video import VideoWriter
 from nirvana.config import NetworkConfig
 from nirvana.network import tensor_shapes, weights_from_integers
@@ -145,6 +146,7 @@ def decode(
     """
     if batch is not None and batch < 1:
         raise InputError(f"--batch {batch}: must be at least 1")
+    check_device(device)
     t0 = time.perf_counter()
     with NirvReader(input) as reader:
         h = reader.header

@@ -40,6 +40,19 @@ class Placement:
         return max(1, len(os.sched_getaffinity(0)) // local)
 
 
+def check_device(name: str) -> str:
+    """Validate one device name (``cpu``, ``cuda``, ``cuda:N``) or raise InputError."""
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise InputError(f"--device {name!r} is not a device name; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise InputError(f"--device {name}: this machine has {torch.cuda.device_count()} GPUs")
+    return name
+
+
 def placement(device: str, workers: int) -> Placement:
     """Parse ``--device``/``--workers`` and the torchrun environment.
 
@@ -50,12 +63,7 @@ def placement(device: str, workers: int) -> Placement:
     if not names:
         raise InputError("--device is empty; give e.g. cpu, cuda or cuda:0,cuda:1")
     for name in names:
-        try:
-            dev = torch.device(name)
-        except RuntimeError:
-            raise InputError(f"--device {name!r} is not a device name; use cpu, cuda or cuda:N") from None
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise InputError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+        check_device(name)
     if workers < 1:
         raise InputError(f"--workers {workers}: must be at least 1")
     world = int(os.environ.get("WORLD_SIZE", "1"))

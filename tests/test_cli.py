@@ -83,6 +83,8 @@ def test_decode_output_folder_missing(tmp_path):
                                 "--key-iterations", "5", "-q"]).exit_code == 0
     fails("decode", str(good), "-o", str(tmp_path / "no" / "x.mp4"), expect="does not exist")
     fails("decode", str(good), "-o", str(tmp_path / "x.mp4"), "--frames", "2:9", expect="--frames")
+    fails("decode", str(good), "-o", str(tmp_path / "x.mp4"), "--device", "gpu0", expect="device")
+    assert not (tmp_path / "x.mp4").exists()
 
 
 def test_bad_frame_range_and_device(tmp_path):
