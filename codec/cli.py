@@ -134,7 +134,7 @@ def decode(input, output, frame_range, device, video_codec, crf, lossless, batch
 @_user_errors
 def info(input, as_json):
     """Show a .nirv file's header, per-group sizes and stats, and totals."""
-    from codec.inspect import describe, format_description
+    from codec.info import describe, format_description
 
     desc = describe(input)
     click.echo(json.dumps(desc, indent=1) if as_json else format_description(desc))
