@@ -67,7 +67,6 @@ class GroupFitter:
         self.net: NirvanaNet | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.previous: list[torch.Tensor] | None = None
-        self.last_psnr = -math.inf
 
     def _start_key_group(self, group_index: int) -> None:
         gen = torch.Generator().manual_seed(self.fit_cfg.seed * 1_000_003 + group_index)
@@ -82,13 +81,18 @@ class GroupFitter:
             progress: Callable[[int, float], None] | None = None) -> GroupFit:
         """Fit ``frames`` (n, 3, H, W) in [0, 1]; n may be below the group size at the end.
 
-        A warm start that renders the new frames ``cut_db`` worse than the previous group was
-        fitted is a scene cut: the group restarts as a key group with the key budget.
+        A warm start that renders the new frames barely better (by less than ``cut_db``) than
+        a flat image of their mean colour is a scene cut: the previous network knows nothing
+        of this content, so the group restarts as a key group with the key budget. Measuring
+        against the content's own flat-image PSNR, rather than the previous group's PSNR,
+        keeps fast motion (a large but partial drop) from being taken for a cut.
         """
         cfg = self.fit_cfg
         target = frames.to(self.device)
         if not key and self.net is not None:
-            fit = self._run(target, cfg.iterations, progress, cut_below=self.last_psnr - cfg.cut_db)
+            flat = target.mean(dim=(2, 3), keepdim=True)
+            cut_below = psnr_from_mse(float(((target - flat) ** 2).mean())) + cfg.cut_db
+            fit = self._run(target, cfg.iterations, progress, cut_below=cut_below)
             if fit is not None:
                 return fit
         self._start_key_group(group_index)
@@ -149,6 +153,4 @@ class GroupFitter:
             est = float(sum(tensor_bits(q, None if previous is None else previous[i])
                             for i, q in enumerate(ints)))
         self.previous = ints
-        fit = GroupFit(previous is None, latents, net.steps(), recon, frame_psnrs, it, est)
-        self.last_psnr = fit.psnr
-        return fit
+        return GroupFit(previous is None, latents, net.steps(), recon, frame_psnrs, it, est)
