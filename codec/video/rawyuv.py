@@ -1,4 +1,7 @@
-"""Raw planar 4:2:0 ``.yuv`` files, read through a numpy memmap.
+"""Raw planar 4:2:0 ``.yuv`` files, read frame by frame with a seek (random access is free).
+
+Frames are read with plain ``readinto`` calls rather than a memmap: mapped file pages count
+towards the process's resident memory, which would then grow with the length of the video.
 
 A frame is the Y plane (W x H) followed by U and V (ceil(W/2) x ceil(H/2) each), 8-bit
 samples, or little-endian 16-bit samples holding 10-bit values when the name says
@@ -96,20 +99,21 @@ class RawYuvSource(VideoSource):
         self._start, self._stop = frame_range(name, start, stop, total)
         self._path = path
         self._format = "yuv420p10le" if bit_depth > 8 else "yuv420p"
-        self._planes: np.memmap | None = None
         super().__init__(
             VideoInfo(width, height, fps or name_fps or DEFAULT_FPS, self._stop - self._start, bit_depth)
         )
 
     def frames(self) -> Iterator[np.ndarray]:
-        if self._planes is None:
-            self._planes = np.memmap(self._path, dtype=self._dtype, mode="r")
-        for index in range(self._start, self._stop):
-            record = self._planes[index]
-            yield yuv_to_rgb(record["y"], record["u"], record["v"], self._format)
+        record = np.empty((), dtype=self._dtype)
+        with open(self._path, "rb") as f:
+            f.seek(self._start * self._dtype.itemsize)
+            for _ in range(self._start, self._stop):
+                if f.readinto(memoryview(record.reshape(1)).cast("B")) != self._dtype.itemsize:
+                    raise InputError(f"{self._path}: file ended early; was it truncated while reading?")
+                yield yuv_to_rgb(record["y"], record["u"], record["v"], self._format)
 
     def close(self) -> None:
-        self._planes = None
+        pass
 
 
 def yuv_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, pix_fmt: str = "yuv420p") -> np.ndarray:
