@@ -61,7 +61,8 @@ class FitConfig:
     target_psnr: float | None = None  # stop a group once it reaches this
     patience: int = 60  # stop after this many iterations without a 0.02 dB gain
     init_bits: int = 6  # initial step = init range / 2**(init_bits-1)
-    cut_db: float = 4.0  # a warm start less than this above a flat image is a scene cut
+    cut_histogram: float = 0.25  # colour-histogram change (0..1) that may be a scene cut ...
+    cut_db: float = 0.0  # ... if the warm start is also less than this (dB) above a flat image
     key_interval: int = 20  # a key group every this many groups (2 s at 30 fps)
     seed: int = 0
 

@@ -46,6 +46,12 @@ def psnr_from_mse(mse: float) -> float:
     return 100.0 if mse <= 1e-10 else -10.0 * math.log10(mse)
 
 
+def colour_histogram(frames: torch.Tensor, bins: int = 16) -> torch.Tensor:
+    """Per-channel histograms of ``(n, 3, H, W)`` frames in [0, 1], normalised to sum to 1."""
+    h = torch.cat([torch.histc(frames[:, c].float(), bins, 0, 1) for c in range(3)])
+    return h / h.sum()
+
+
 class GroupFitter:
     """Fits groups in order, carrying the network and optimizer from one to the next.
 
@@ -67,6 +73,7 @@ class GroupFitter:
         self.net: NirvanaNet | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.previous: list[torch.Tensor] | None = None
+        self.last_histogram: torch.Tensor | None = None
 
     def _start_key_group(self, group_index: int) -> None:
         gen = torch.Generator().manual_seed(self.fit_cfg.seed * 1_000_003 + group_index)
@@ -81,17 +88,23 @@ class GroupFitter:
             progress: Callable[[int, float], None] | None = None) -> GroupFit:
         """Fit ``frames`` (n, 3, H, W) in [0, 1]; n may be below the group size at the end.
 
-        A warm start that renders the new frames barely better (by less than ``cut_db``) than
-        a flat image of their mean colour is a scene cut: the previous network knows nothing
-        of this content, so the group restarts as a key group with the key budget. Measuring
-        against the content's own flat-image PSNR, rather than the previous group's PSNR,
-        keeps fast motion (a large but partial drop) from being taken for a cut.
+        A scene cut restarts the group as a key group with the key budget. A cut is a group
+        whose colour histogram differs from the previous group's by more than
+        ``cut_histogram`` (half the L1 distance, 0..1) and whose warm start renders it no
+        better than ``cut_db`` above a flat image of its mean colour. The histogram keeps a
+        fast pan (whose misaligned warm start also scores badly) from being taken for a cut.
         """
         cfg = self.fit_cfg
         target = frames.to(self.device)
+        histogram = colour_histogram(target)
+        changed = (self.last_histogram is not None
+                   and float((histogram - self.last_histogram).abs().sum()) / 2 > cfg.cut_histogram)
+        self.last_histogram = histogram
         if not key and self.net is not None:
-            flat = target.mean(dim=(2, 3), keepdim=True)
-            cut_below = psnr_from_mse(float(((target - flat) ** 2).mean())) + cfg.cut_db
+            cut_below = None
+            if changed:
+                flat = target.mean(dim=(2, 3), keepdim=True)
+                cut_below = psnr_from_mse(float(((target - flat) ** 2).mean())) + cfg.cut_db
             fit = self._run(target, cfg.iterations, progress, cut_below=cut_below)
             if fit is not None:
                 return fit
