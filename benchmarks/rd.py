@@ -16,6 +16,11 @@ Usage::
     python -m benchmarks.rd --anchors-only --frames 120 60 --tag anchors
     python -m benchmarks.rd --qualities 0.3 1 3 --tag main
     python -m benchmarks.rd --quick --qualities 1 --out /tmp/rd     # a smoke run
+    python -m benchmarks.rd --qualities 2 4 6 8 --preset slow --device cuda \
+        --reuse-anchors benchmarks/results/rd_anchors.json --tag gpu_slow
+
+``--reuse-anchors`` takes the anchor points of the same clips and frame counts from an
+earlier results file instead of encoding them again.
 """
 
 from __future__ import annotations
@@ -102,13 +107,17 @@ def run(
     preset: str = "medium",
     device: str = "cpu",
     workers: int = 1,
+    encode_options: dict | None = None,
+    reuse_anchors: str | os.PathLike[str] | None = None,
     log: bool = True,
 ) -> dict:
     """Run the benchmark, write ``rd_<tag>.{json,csv,md,png}`` under ``out``, return the JSON.
 
     ``frames`` is one count for every clip (an int or a 1-list) or one per clip. ``crfs`` maps anchor names to CRF
     sweeps (an anchor left out is not run). ``qualities`` are this codec's ``quality`` values;
-    they are required unless ``anchors_only``.
+    they are required unless ``anchors_only``. ``encode_options`` go to every ``codec.encode``
+    (e.g. ``key_iterations``). ``reuse_anchors`` names an earlier results JSON whose anchor
+    points for the same clip and frame count are taken instead of encoding them again.
 
     Example:
         >>> r = run(["samples/carphone.mp4"], frames=4, crfs={"x264": (23, 38)},
@@ -126,10 +135,6 @@ def run(
     unknown = set(crfs) - set(ANCHORS)
     if unknown:
         raise ValueError(f"unknown anchors {sorted(unknown)}; choose from {', '.join(ANCHORS)}")
-    points: list[Point] = []
-    for clip, count in zip(clips, counts):
-        points += clip_points(Clip(clip, stop=count), qualities=() if anchors_only else qualities,
-                              crfs=crfs, preset=preset, device=device, workers=workers, log=log)
     settings = {
         "clips": [str(c) for c in clips],
         "frames": counts,
@@ -137,7 +142,22 @@ def run(
         "preset": preset,
         "device": device,
         "workers": workers,
+        "encode_options": encode_options or {},
+        "reused_anchors": str(reuse_anchors) if reuse_anchors else None,
     }
+    earlier = json.loads(Path(reuse_anchors).read_text())["points"] if reuse_anchors else []
+    points: list[Point] = []
+    for clip, count in zip(clips, counts):
+        clip = Clip(clip, stop=count)
+        reused = [p for p in earlier if p["clip"] == clip.label and p["frames"] == count
+                  and p["method"] in crfs]
+        todo = {name: sweep for name, sweep in crfs.items() if all(p["method"] != name for p in reused)}
+        points += reused + clip_points(clip, qualities=(), crfs=todo, log=log)
+        for quality in () if anchors_only else qualities:
+            # written after every point, so that an interrupted run keeps what it finished
+            _write(collect_results(tag, settings, crfs, points), Path(out), tag)
+            points += clip_points(clip, qualities=[quality], crfs={}, preset=preset, device=device,
+                                  workers=workers, encode_options=encode_options, log=log)
     results = collect_results(tag, settings, crfs, points)
     _write(results, Path(out), tag)
     return results
@@ -216,7 +236,7 @@ def _codec_point(
         nirv, decoded = Path(tmp) / "clip.nirv", Path(tmp) / "decoded.mkv"
         enc = codec.encode(clip.path, nirv, preset=preset, quality=quality, device=device,
                            workers=workers, seed=0, **clip.reader_options(), **options)
-        dec = codec.decode(nirv, decoded, lossless=True)
+        dec = codec.decode(nirv, decoded, lossless=True, device=device.split(",")[0])
         scores = evaluate(decoded, clip.path, nirv=nirv, **clip.reader_options())
     data = {**scores, "bytes": scores["file_bytes"], "encode_seconds": enc.seconds,
             "decode_seconds": dec.seconds}
@@ -353,6 +373,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--preset", default="medium")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--key-iterations", type=int, help="override the preset's key-group budget")
+    parser.add_argument("--iterations", type=int, help="override the preset's budget of other groups")
+    parser.add_argument("--reuse-anchors", metavar="JSON",
+                        help="take anchor points from this earlier results file where it has them")
     args = parser.parse_args(argv)
     if not args.anchors_only and not args.qualities:
         parser.error("give --qualities for this codec, or --anchors-only")
@@ -370,8 +394,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             preset=args.preset,
             device=args.device,
             workers=args.workers,
+            encode_options={k: v for k, v in (("key_iterations", args.key_iterations),
+                                              ("iterations", args.iterations)) if v is not None},
+            reuse_anchors=args.reuse_anchors,
         )
-    except (CodecError, ValueError) as error:
+    except (CodecError, ValueError, OSError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(Path(args.out) / f"rd_{results['tag']}.json")

@@ -25,7 +25,7 @@ import torch
 from codec.bitstream import Header, NirvReader
 from codec.errors import BitstreamError, InputError
 from codec.progress import progress_bar
-from codec.schedule import check_device
+from codec.schedule import check_device, configure_device
 from codec.video import VideoWriter
 from nirvana.config import NetworkConfig
 from nirvana.network import tensor_shapes, weights_from_integers
@@ -146,7 +146,7 @@ def decode(
     """
     if batch is not None and batch < 1:
         raise InputError(f"--batch {batch}: must be at least 1")
-    check_device(device)
+    configure_device(check_device(device))
     t0 = time.perf_counter()
     with NirvReader(input) as reader:
         h = reader.header

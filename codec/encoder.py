@@ -30,7 +30,7 @@ import torch
 from codec.bitstream import GroupPayload, Header, NirvWriter, pack_group
 from codec.errors import InputError
 from codec.progress import progress_bar
-from codec.schedule import placement, run_segments
+from codec.schedule import configure_device, placement, run_segments
 from codec.video import VideoWriter, open_video
 from nirvana.config import FitConfig, NetworkConfig, fit_config
 from nirvana.fit import GroupFitter
@@ -141,9 +141,7 @@ def _fit_segment(job: _Job, on_group: Callable[[GroupStats], None] | None = None
                  on_step: Callable[[int, int, float], None] | None = None) -> list[Fitted]:
     """Fit and pack every group of one segment, in order."""
     torch.set_num_threads(job.threads)
-    if job.device.startswith("cuda"):
-        torch.backends.cudnn.deterministic = True
-        torch.backends.cudnn.benchmark = False
+    configure_device(job.device)
     seg = job.segment
     out = []
     with open_video(job.input, size=job.size, fps=job.fps, start=job.start + seg.first_frame,

@@ -53,6 +53,20 @@ def check_device(name: str) -> str:
     return name
 
 
+def configure_device(device: str) -> None:
+    """Make arithmetic on ``device`` repeatable and full precision before fitting or rendering.
+
+    On CUDA: deterministic cuDNN algorithms chosen without benchmarking, and no TF32 in
+    convolutions or matmuls, so that an encoder's reconstruction and a decoder's output on
+    the same kind of GPU are the same pixels and stay close to a CPU's.
+    """
+    if torch.device(device).type == "cuda":
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+
+
 def placement(device: str, workers: int) -> Placement:
     """Parse ``--device``/``--workers`` and the torchrun environment.
 

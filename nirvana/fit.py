@@ -21,7 +21,7 @@ import torch
 from .config import FitConfig, NetworkConfig
 from .model import NirvanaNet
 from .patches import PatchGrid
-from .rate import tensor_bits
+from .rate import coded_bits
 from .render import render_frames, to_uint8
 
 
@@ -72,7 +72,7 @@ class GroupFitter:
         self.mask = self.grid.valid_mask().to(self.device)
         self.net: NirvanaNet | None = None
         self.optimizer: torch.optim.Optimizer | None = None
-        self.previous: list[torch.Tensor] | None = None
+        self.previous: torch.Tensor | None = None  # flat latents of the last group
         self.last_histogram: torch.Tensor | None = None
 
     def _start_key_group(self, group_index: int) -> None:
@@ -129,17 +129,15 @@ class GroupFitter:
         it = 0
         while it < budget:
             it += 1
-            out = net(self.coords)[:, :n]
-            mse = ((out - target) ** 2 * mask).sum() / valid
-            bits = sum(tensor_bits(t.symbols(), None if previous is None else previous[i])
-                       for i, t in enumerate(net.tensors))
-            loss = mse + cfg.rate_lambda * bits / pixels
+            out, symbols = net(self.coords)
+            mse = ((out[:, :n] - target) ** 2 * mask).sum() / valid
+            loss = mse + cfg.rate_lambda * coded_bits(symbols, net.sizes, previous) / pixels
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
 
-            value = float(loss.detach())
-            psnr = psnr_from_mse(float(mse.detach()))
+            value, mse_value = torch.stack([loss.detach(), mse.detach()]).tolist()  # one sync
+            psnr = psnr_from_mse(mse_value)
             if value < best_loss:
                 best_loss, best_at = value, it
                 best_state = [p.detach().clone() for p in net.parameters()]
@@ -162,8 +160,7 @@ class GroupFitter:
             err = (to_uint8(recon).float() - torch.round(frames * 255)) / 255
             frame_psnrs = [psnr_from_mse(float(e)) for e in (err ** 2).mean(dim=(1, 2, 3))]
             latents = net.integer_latents()
-            ints = [torch.from_numpy(q).float().to(self.device) for q in latents]
-            est = float(sum(tensor_bits(q, None if previous is None else previous[i])
-                            for i, q in enumerate(ints)))
+            ints = net.quant.flat_integers()
+            est = float(coded_bits(ints, net.sizes, previous))
         self.previous = ints
         return GroupFit(previous is None, latents, net.steps(), recon, frame_psnrs, it, est)

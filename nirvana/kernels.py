@@ -11,6 +11,9 @@ imported; the tests do that to check the kernel against torch on tiny shapes.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 
 try:  # triton is optional: no wheels on some platforms
@@ -18,6 +21,23 @@ try:  # triton is optional: no wheels on some platforms
     import triton.language as tl
 except ImportError:  # pragma: no cover - depends on the platform
     triton = None
+
+_triton_allowed = True
+
+
+@contextlib.contextmanager
+def torch_fallback() -> Iterator[None]:
+    """Use the plain torch layers even on CUDA inside this block (for speed comparisons).
+
+    >>> with torch_fallback():
+    ...     pass
+    """
+    global _triton_allowed
+    saved, _triton_allowed = _triton_allowed, False
+    try:
+        yield
+    finally:
+        _triton_allowed = saved
 
 
 def sine_linear_torch(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, w0: float) -> torch.Tensor:
@@ -77,6 +97,7 @@ def sine_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, w0: f
     """
     use_triton = (
         triton is not None
+        and _triton_allowed
         and x.is_cuda
         and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
     )

@@ -1,5 +1,5 @@
-"""The trainable network of one group: every tensor of :func:`~nirvana.network.tensor_shapes`
-as a :class:`~nirvana.quant.QuantTensor`, initialised as SIREN (stem) and PyTorch's default
+"""The trainable network of one group: the tensors of :func:`~nirvana.network.tensor_shapes`
+as :class:`~nirvana.quant.QuantizedTensors`, initialised as SIREN (stem) and PyTorch's default
 (convolution heads) prescribe, rendered by :func:`nirvana.network.render`.
 """
 
@@ -13,7 +13,7 @@ from torch import nn
 
 from .config import NetworkConfig
 from .network import render, tensor_shapes
-from .quant import QuantTensor
+from .quant import QuantizedTensors
 
 
 def _init_bound(index: int, shape: tuple[int, ...], cfg: NetworkConfig) -> float:
@@ -34,36 +34,44 @@ class NirvanaNet(nn.Module):
 
     >>> cfg = NetworkConfig(patch_size=8, hidden=16, channels=4)
     >>> net = NirvanaNet(cfg, torch.Generator().manual_seed(0))
-    >>> net(torch.zeros(5, 2)).shape
-    torch.Size([5, 3, 3, 8, 8])
+    >>> pixels, latents = net(torch.zeros(5, 2))
+    >>> pixels.shape, latents.shape
+    (torch.Size([5, 3, 3, 8, 8]), torch.Size([2467]))
     """
 
     def __init__(self, cfg: NetworkConfig, generator: torch.Generator, init_bits: int = 8):
         super().__init__()
         self.cfg = cfg
-        tensors = []
+        inits, steps = [], []
         for i, shape in enumerate(tensor_shapes(cfg)):
             bound = _init_bound(i, shape, cfg)
-            init = (torch.rand(shape, generator=generator) * 2 - 1) * bound
-            tensors.append(QuantTensor(init, step=bound / 2 ** (init_bits - 1)))
-        self.tensors = nn.ModuleList(tensors)
+            inits.append((torch.rand(shape, generator=generator) * 2 - 1) * bound)
+            steps.append(bound / 2 ** (init_bits - 1))
+        self.quant = QuantizedTensors(inits, steps)
 
-    def forward(self, coords: torch.Tensor) -> torch.Tensor:
-        """``(N, 2)`` coordinates → ``(N, G, 3, P, P)`` with the straight-through weights."""
-        return render([t()[None] for t in self.tensors], coords, self.cfg)[0]
+    @property
+    def sizes(self) -> list[int]:
+        """Element counts of the tensors, in file order."""
+        return self.quant.sizes
+
+    def forward(self, coords: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(N, 2)`` coordinates → pixels ``(N, G, 3, P, P)`` rendered with the
+        straight-through weights, and the flat latents behind them (for the rate term)."""
+        symbols, weights = self.quant()
+        return render([w[None] for w in weights], coords, self.cfg)[0], symbols
 
     def exact_weights(self) -> list[torch.Tensor]:
         """Weights exactly as a decoder rebuilds them from the file."""
-        return [t.exact() for t in self.tensors]
+        return self.quant.exact()
 
     def integer_latents(self) -> list[np.ndarray]:
-        return [t.integers() for t in self.tensors]
+        return self.quant.integers()
 
     def steps(self) -> list[float]:
-        return [t.step_value() for t in self.tensors]
+        return self.quant.step_values()
 
     def weight_parameters(self) -> list[nn.Parameter]:
-        return [t.weight for t in self.tensors]
+        return [self.quant.weight]
 
     def step_parameters(self) -> list[nn.Parameter]:
-        return [t.log_step for t in self.tensors]
+        return [self.quant.log_step]

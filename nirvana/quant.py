@@ -1,16 +1,21 @@
-"""Quantized weight tensors: integer latents times a per-tensor step.
+"""Quantized weights: integer latents times one learned step per tensor.
 
-Every weight and bias of the network is a :class:`QuantTensor`. It holds a real-valued
-weight ``w`` and a learned step ``s``; the network uses ``round(w / s) · s``, with a
-straight-through gradient for the rounding (the step's gradient is the rounding error, as in
-LSQ). The latent ``round(w / s)`` is exactly the integer tensor that the file stores, and
-``s`` is stored as float32, so the coded network is the trained one. Keeping the parameter
-in weight units lets one Adam learning rate suit every layer, whatever its step.
+All of a network's tensors live in one flat weight vector with one step per tensor; the
+network uses ``round(w / s) · s``, with a straight-through gradient for the rounding (the
+step's gradient is the rounding error, as in LSQ). The latents ``round(w / s)`` are exactly
+the integers that the file stores, and ``s`` is stored as float32, so the coded network is
+the trained one. Keeping the parameter in weight units lets one Adam learning rate suit
+every layer, whatever its step.
+
+Why one flat vector: a small network trains at a rate set by kernel launches, not
+arithmetic, on a GPU above all. Rounding, the rate estimate and the optimizer then each
+cost a few kernels per iteration instead of a few per tensor.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -22,43 +27,53 @@ def round_ste(x: torch.Tensor) -> torch.Tensor:
     return x + (torch.round(x) - x).detach()
 
 
-class QuantTensor(nn.Module):
-    """One quantized tensor: ``round(latent) * step``.
+class QuantizedTensors(nn.Module):
+    """A list of tensors coded as ``round(w / s) · s``, one step ``s`` per tensor.
 
-    >>> q = QuantTensor(torch.tensor([0.26, -0.51]), step=0.25)
-    >>> q.integers().tolist(), q.step_value()
-    ([1, -2], 0.25)
+    >>> q = QuantizedTensors([torch.tensor([0.26, -0.51]), torch.tensor([[1.0]])], [0.25, 0.5])
+    >>> [t.tolist() for t in q.integers()], q.step_values()
+    ([[1, -2], [[2]]], [0.25, 0.5])
     """
 
-    def __init__(self, init: torch.Tensor, step: float):
+    def __init__(self, inits: Sequence[torch.Tensor], steps: Sequence[float]):
         super().__init__()
-        self.weight = nn.Parameter(init.detach().float().clone())
-        self.log_step = nn.Parameter(torch.tensor(math.log(step), dtype=torch.float32))
+        self.shapes = [tuple(t.shape) for t in inits]
+        self.sizes = [t.numel() for t in inits]
+        self.weight = nn.Parameter(torch.cat([t.detach().float().flatten() for t in inits]))
+        self.log_step = nn.Parameter(torch.tensor([math.log(s) for s in steps], dtype=torch.float32))
 
-    @property
-    def shape(self) -> torch.Size:
-        return self.weight.shape
+    def element_steps(self) -> torch.Tensor:
+        """The step of every element of the flat weight vector."""
+        # expand + cat (not indexing): its backward is a plain sum per tensor, deterministic on CUDA
+        steps = torch.exp(self.log_step)
+        return torch.cat([s.expand(n) for s, n in zip(steps.unbind(), self.sizes)])
 
-    def step(self) -> torch.Tensor:
-        return torch.exp(self.log_step)
+    def forward(self) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The flat latents (integer values, straight-through gradients) and the dequantized
+        tensors in their shapes."""
+        steps = self.element_steps()
+        symbols = round_ste(self.weight / steps)
+        return symbols, self.split(symbols * steps)
 
-    def symbols(self) -> torch.Tensor:
-        """The latents ``round(w / s)``, straight-through: integer values, real gradients."""
-        return round_ste(self.weight / self.step())
+    def split(self, flat: torch.Tensor) -> list[torch.Tensor]:
+        """A flat vector → views in the tensors' shapes."""
+        return [t.view(shape) for t, shape in zip(flat.split(self.sizes), self.shapes)]
 
-    def forward(self) -> torch.Tensor:
-        return self.symbols() * self.step()
+    def flat_integers(self) -> torch.Tensor:
+        """All latents ``round(w / s)`` as one flat float tensor on the weights' device."""
+        with torch.no_grad():
+            return torch.round(self.weight / self.element_steps())
 
-    def exact(self) -> torch.Tensor:
-        """The coded weight, computed exactly as a decoder computes it."""
-        q = torch.from_numpy(self.integers()).float().to(self.weight.device)
-        return q * torch.tensor(self.step_value(), dtype=torch.float32, device=q.device)
+    def integers(self) -> list[np.ndarray]:
+        """The rounded latents as int32 arrays in the tensors' shapes: what the file codes."""
+        return [q.to(torch.int32).cpu().numpy() for q in self.split(self.flat_integers())]
 
-    def integers(self) -> np.ndarray:
-        """The rounded latents as int32: what the file codes."""
-        q = torch.round(self.weight.detach() / self.step().detach())
-        return q.to(torch.int32).cpu().numpy()
+    def step_values(self) -> list[float]:
+        """The steps as the float32 values the file stores."""
+        return [float(v) for v in torch.exp(self.log_step.detach()).cpu().numpy()]
 
-    def step_value(self) -> float:
-        """The step as the float32 value the file stores."""
-        return float(np.float32(self.step().detach().cpu().item()))
+    def exact(self) -> list[torch.Tensor]:
+        """The coded tensors, computed exactly as a decoder computes them from the file."""
+        device = self.weight.device
+        return [torch.from_numpy(q).float().to(device) * torch.tensor(s, dtype=torch.float32, device=device)
+                for q, s in zip(self.integers(), self.step_values())]

@@ -1,18 +1,13 @@
-"""Shared test setup.
+"""Shared test setup (TRITON_INTERPRET is set in the repository's root conftest.py).
 
-TRITON_INTERPRET must be set before triton kernels are defined, so it is set here, before
-any test module imports nirvana. Torch uses one thread so that runs are quick on shared
-2-core machines and identical between the encoder's worker processes and the tests.
+Torch uses one thread so that runs are quick on shared 2-core machines and identical
+between the encoder's worker processes and the tests.
 """
 
-import os
+from pathlib import Path
 
-os.environ.setdefault("TRITON_INTERPRET", "1")
-
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
 torch.set_num_threads(1)
 

@@ -13,7 +13,7 @@ from nirvana.kernels import sine_linear_torch, sine_linear_triton, triton
 from nirvana.model import NirvanaNet
 from nirvana.network import tensor_shapes, weights_from_integers
 from nirvana.patches import PatchGrid
-from nirvana.rate import laplace_bits
+from nirvana.rate import LOG2E, coded_bits, laplace_bits
 from nirvana.render import render_frames
 
 TINY = NetworkConfig(patch_size=8, hidden=16, channels=4)
@@ -37,8 +37,10 @@ def test_patch_centres_are_symmetric_in_unit_square():
 
 def test_network_shapes_match_tensor_list():
     net = NirvanaNet(TINY, torch.Generator().manual_seed(0))
-    assert [tuple(t.shape) for t in net.tensors] == tensor_shapes(TINY)
-    assert net(torch.zeros(7, 2)).shape == (7, 3, 3, 8, 8)
+    assert [tuple(t.shape) for t in net.exact_weights()] == tensor_shapes(TINY)
+    pixels, latents = net(torch.zeros(7, 2))
+    assert pixels.shape == (7, 3, 3, 8, 8)
+    assert latents.shape == (sum(int(np.prod(s)) for s in tensor_shapes(TINY)),)
 
 
 def test_paper_sizes_at_1080p():
@@ -53,8 +55,11 @@ def test_coded_weights_are_exactly_integers_times_steps():
     for a, b in zip(net.exact_weights(), rebuilt):
         assert torch.equal(a, b)
     # the training forward uses the same rounded values (up to float rounding of the STE)
-    for t, w in zip(net.tensors, rebuilt):
-        assert torch.allclose(t(), w, rtol=0, atol=1e-6 * float(w.abs().max() + 1))
+    symbols, trained = net.quant()
+    assert torch.equal(symbols, torch.cat([torch.from_numpy(q).float().flatten()
+                                           for q in net.integer_latents()]))
+    for t, w in zip(trained, rebuilt):
+        assert torch.allclose(t, w, rtol=0, atol=1e-6 * float(w.abs().max() + 1))
 
 
 def test_fit_reconstruction_is_what_a_decoder_renders():
@@ -96,6 +101,31 @@ def test_rate_estimate_tracks_coded_size():
         estimate = float(laplace_bits(torch.from_numpy(q).float())) / 8
         coded = len(encode_ints(q))
         assert abs(estimate - coded) / coded < 0.15, (scale, estimate, coded)
+
+
+def test_per_tensor_rate_equals_the_per_symbol_laplace_cost_and_its_gradient():
+    def per_symbol(q):  # the definition: -log2 P(q) for every symbol, P fitted to the tensor
+        scale = q.detach().abs().mean().clamp_min(1e-3)
+        a = q.abs()
+        zero = -torch.log2(-torch.expm1(-0.5 / scale))
+        other = -torch.log2(0.5 * -torch.expm1(-1.0 / scale)) + (a - 0.5) / scale * LOG2E
+        return torch.where(a < 0.5, zero, other).sum()
+
+    gen = torch.Generator().manual_seed(0)
+    sizes = [50, 300, 7]
+    flat = torch.cat([torch.round(torch.randn(n, generator=gen) * s) for n, s in zip(sizes, (0.3, 4, 0))])
+    x = flat.clone().requires_grad_()
+    laplace_bits(x, sizes).sum().backward()
+    y = flat.clone().requires_grad_()
+    expected = torch.stack([per_symbol(part) for part in y.split(sizes)])
+    expected.sum().backward()
+    assert torch.allclose(laplace_bits(flat, sizes), expected, rtol=1e-5)
+    assert torch.allclose(x.grad, y.grad, rtol=1e-5)
+    # with a previous group, each tensor costs the cheaper of intra and residual
+    previous = flat.clone()
+    previous[:50] = 0
+    both = coded_bits(flat, sizes, previous)
+    assert torch.allclose(both, expected[0])  # tensors 1 and 2 equal the previous: 0 bits
 
 
 def test_rate_term_of_real_network_tracks_coded_size():

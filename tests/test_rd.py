@@ -22,3 +22,17 @@ def test_quick_mode_end_to_end_and_quality_orders_rate_and_psnr(tmp_path):
     assert len([p for p in saved["points"] if p["method"] == "x264"]) == 2
     assert "x264" in (tmp_path / "rd_q.md").read_text()
     assert results["tag"] == "q"
+
+
+def test_reused_anchor_points_are_not_encoded_again(tmp_path, monkeypatch):
+    first = run([str(CARPHONE)], frames=2, crfs={"x264": (38,)}, anchors_only=True, out=tmp_path,
+                tag="a", log=False)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("an anchor was encoded although its points were given")
+
+    monkeypatch.setattr("benchmarks.rd.encode_anchor", refuse)
+    again = run([str(CARPHONE)], frames=2, crfs={"x264": (38,)}, anchors_only=True, out=tmp_path,
+                tag="b", reuse_anchors=tmp_path / "rd_a.json", log=False)
+    assert again["points"] == first["points"]
+    assert again["settings"]["reused_anchors"] == str(tmp_path / "rd_a.json")
