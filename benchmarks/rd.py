@@ -20,7 +20,8 @@ Usage::
         --reuse-anchors benchmarks/results/rd_anchors.json --tag gpu_slow
 
 ``--reuse-anchors`` takes the anchor points of the same clips and frame counts from an
-earlier results file instead of encoding them again.
+earlier results file instead of encoding them again. ``--update`` keeps the points of other
+clips already in ``rd_<tag>.json`` and replaces only those of the clips given.
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ def run(
     workers: int = 1,
     encode_options: dict | None = None,
     reuse_anchors: str | os.PathLike[str] | None = None,
+    update: bool = False,
     log: bool = True,
 ) -> dict:
     """Run the benchmark, write ``rd_<tag>.{json,csv,md,png}`` under ``out``, return the JSON.
@@ -118,6 +120,7 @@ def run(
     they are required unless ``anchors_only``. ``encode_options`` go to every ``codec.encode``
     (e.g. ``key_iterations``). ``reuse_anchors`` names an earlier results JSON whose anchor
     points for the same clip and frame count are taken instead of encoding them again.
+    ``update`` keeps the points of other clips found in an existing ``rd_<tag>.json``.
 
     Example:
         >>> r = run(["samples/carphone.mp4"], frames=4, crfs={"x264": (23, 38)},
@@ -147,6 +150,15 @@ def run(
     }
     earlier = json.loads(Path(reuse_anchors).read_text())["points"] if reuse_anchors else []
     points: list[Point] = []
+    existing = Path(out) / f"rd_{tag}.json"
+    if update and existing.is_file():
+        kept = json.loads(existing.read_text())
+        labels = {Clip(c).label for c in clips}
+        points = [p for p in kept["points"] if p["clip"] not in labels]
+        others = [(c, n) for c, n in zip(kept["settings"]["clips"], kept["settings"]["frames"])
+                  if Clip(c).label not in labels]
+        settings["clips"] = [c for c, _ in others] + settings["clips"]
+        settings["frames"] = [n for _, n in others] + settings["frames"]
     for clip, count in zip(clips, counts):
         clip = Clip(clip, stop=count)
         reused = [p for p in earlier if p["clip"] == clip.label and p["frames"] == count
@@ -377,6 +389,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, help="override the preset's budget of other groups")
     parser.add_argument("--reuse-anchors", metavar="JSON",
                         help="take anchor points from this earlier results file where it has them")
+    parser.add_argument("--update", action="store_true",
+                        help="keep other clips' points already in rd_<tag>.json")
     args = parser.parse_args(argv)
     if not args.anchors_only and not args.qualities:
         parser.error("give --qualities for this codec, or --anchors-only")
@@ -397,6 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             encode_options={k: v for k, v in (("key_iterations", args.key_iterations),
                                               ("iterations", args.iterations)) if v is not None},
             reuse_anchors=args.reuse_anchors,
+            update=args.update,
         )
     except (CodecError, ValueError, OSError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)

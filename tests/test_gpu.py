@@ -28,7 +28,7 @@ pytestmark = [
                        reason="set TRITON_INTERPRET=0 to test the compiled kernels"),
 ]
 
-FAST = ["--key-iterations", "150", "--iterations", "40", "--key-interval", "2", "-q"]
+FAST = ["--group-size", "3", "--key-iterations", "150", "--iterations", "40", "--key-interval", "2", "-q"]
 
 
 def run(*args: str) -> str:

@@ -17,7 +17,7 @@ from codec.video import open_video
 from conftest import CARPHONE
 
 # Small but real settings: 9 carphone frames = 3 groups, key groups 0 and 2.
-FAST = ["--key-iterations", "150", "--iterations", "40", "--key-interval", "2", "-q"]
+FAST = ["--group-size", "3", "--key-iterations", "150", "--iterations", "40", "--key-interval", "2", "-q"]
 
 
 def run(*args: str) -> str:
@@ -150,8 +150,9 @@ def test_scene_cut_becomes_a_key_group(data_dir, tmp_path):
     joined = tmp_path / "joined.mkv"
     with VideoWriter(joined, 176, 144, 25, lossless=True) as w:
         w.write(np.concatenate([a, b]))
-    run("encode", str(joined), "-o", str(tmp_path / "j.nirv"), "--key-iterations", "150",
-        "--iterations", "40", "--key-interval", "10", "--stats", str(tmp_path / "s.json"), "-q")
+    run("encode", str(joined), "-o", str(tmp_path / "j.nirv"), "--group-size", "3",
+        "--key-iterations", "150", "--iterations", "40", "--key-interval", "10",
+        "--stats", str(tmp_path / "s.json"), "-q")
     groups = json.loads((tmp_path / "s.json").read_text())["groups"]
     assert [g["key"] for g in groups] == [True, False, True, False]
     assert groups[2]["bytes"] > 2 * groups[1]["bytes"]

@@ -36,3 +36,16 @@ def test_reused_anchor_points_are_not_encoded_again(tmp_path, monkeypatch):
                 tag="b", reuse_anchors=tmp_path / "rd_a.json", log=False)
     assert again["points"] == first["points"]
     assert again["settings"]["reused_anchors"] == str(tmp_path / "rd_a.json")
+
+
+def test_update_replaces_only_the_clips_given(tmp_path):
+    other = tmp_path / "other.mp4"
+    other.write_bytes(CARPHONE.read_bytes())
+    run([str(CARPHONE), str(other)], frames=[2, 3], crfs={"x264": (38,)}, anchors_only=True,
+        out=tmp_path, tag="u", log=False)
+    again = run([str(other)], frames=4, crfs={"x264": (38, 43)}, anchors_only=True, out=tmp_path,
+                tag="u", update=True, log=False)
+    assert [(p["clip"], p["frames"], p["value"]) for p in again["points"]] == [
+        ("carphone", 2, 38), ("other", 4, 38), ("other", 4, 43)]
+    assert again["settings"]["frames"] == [2, 4]
+    assert set(again["bd_rate"]) == {"carphone", "other"}
