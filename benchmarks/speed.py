@@ -97,7 +97,8 @@ def run(sizes: Sequence[str] = DEFAULT_SIZES, *, device: str = "cpu", fit_iterat
         its = fit_speed(cfg, width, height, dev, fit_iterations)
         row = {
             "size": f"{width}x{height}",
-            "network": {"patch_size": cfg.patch_size, "hidden": cfg.hidden, "channels": cfg.channels},
+            "network": {"group_size": cfg.group_size, "patch_size": cfg.patch_size,
+                        "hidden": cfg.hidden, "channels": cfg.channels},
             "patches": PatchGrid(height, width, cfg.patch_size).count,
             "fit_iterations_per_second": its,
             "key_group_seconds_per_frame": FitConfig().key_iterations / its / cfg.group_size,
@@ -126,18 +127,18 @@ def run(sizes: Sequence[str] = DEFAULT_SIZES, *, device: str = "cpu", fit_iterat
 
 def _markdown(results: dict) -> str:
     cuda = any("render_fps_torch" in r for r in results["rows"])
-    head = "| size | network (P, hidden, C) | fit it/s | key group s/frame | render fps |"
+    head = "| size | network (G, P, hidden, C) | fit it/s | key group s/frame | render fps |"
     rule = "|---|---|---|---|---|"
     if cuda:
         head += " render fps, torch layers |"
         rule += "---|"
     lines = [f"# Speed on {results['device']} ({results['environment']['torch']})", "",
              "Fit: training iterations per second of one key group; s/frame at the medium "
-             "preset's 600 key iterations per 3-frame group. Render: decoder-style batched "
+             "preset's 600 key iterations per group of G frames. Render: decoder-style batched "
              "rendering from weights.", "", head, rule]
     for r in results["rows"]:
         n = r["network"]
-        line = (f"| {r['size']} | {n['patch_size']}, {n['hidden']}, {n['channels']} | "
+        line = (f"| {r['size']} | {n['group_size']}, {n['patch_size']}, {n['hidden']}, {n['channels']} | "
                 f"{r['fit_iterations_per_second']:.1f} | {r['key_group_seconds_per_frame']:.2f} | "
                 f"{r['render_fps']:.1f} |")
         if cuda:
