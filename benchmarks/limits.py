@@ -78,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = ap.parse_args(argv)
-    with open_video(args.input, stop=3) as src:
-        group = np.stack(list(src.frames()))
+    with open_video(args.input) as src:
         cfg = NetworkConfig.for_resolution(src.info.width, src.info.height)
+        group = next(src.groups(cfg.group_size))
     frames = torch.from_numpy(group).permute(0, 3, 1, 2).float() / 255
     torch.manual_seed(0)
     results = {
