@@ -20,6 +20,7 @@ import torch
 
 from .config import FitConfig, NetworkConfig
 from .model import NirvanaNet
+from .network import weights_from_integers
 from .patches import PatchGrid
 from .rate import coded_bits
 from .render import render_frames, to_uint8
@@ -156,11 +157,12 @@ class GroupFitter:
         with torch.no_grad():
             for p, saved in zip(net.parameters(), best_state):
                 p.copy_(saved)
-            recon = render_frames(net.exact_weights(), self.grid, self.net_cfg, n)
+            latents, steps = net.integer_latents(), net.steps()  # what the file will hold
+            recon = render_frames(weights_from_integers(latents, steps, self.device), self.grid,
+                                  self.net_cfg, n)
             err = (to_uint8(recon).float() - torch.round(frames * 255)) / 255
             frame_psnrs = [psnr_from_mse(float(e)) for e in (err ** 2).mean(dim=(1, 2, 3))]
-            latents = net.integer_latents()
             ints = net.quant.flat_integers()
             est = float(coded_bits(ints, net.sizes, previous))
         self.previous = ints
-        return GroupFit(previous is None, latents, net.steps(), recon, frame_psnrs, it, est)
+        return GroupFit(previous is None, latents, steps, recon, frame_psnrs, it, est)

@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .network import weights_from_integers
+
 
 def round_ste(x: torch.Tensor) -> torch.Tensor:
     """Round to the nearest integer, with the identity as gradient."""
@@ -73,7 +75,5 @@ class QuantizedTensors(nn.Module):
         return [float(v) for v in torch.exp(self.log_step.detach()).cpu().numpy()]
 
     def exact(self) -> list[torch.Tensor]:
-        """The coded tensors, computed exactly as a decoder computes them from the file."""
-        device = self.weight.device
-        return [torch.from_numpy(q).float().to(device) * torch.tensor(s, dtype=torch.float32, device=device)
-                for q, s in zip(self.integers(), self.step_values())]
+        """The coded tensors, rebuilt by the decoder's own function from the file's values."""
+        return weights_from_integers(self.integers(), self.step_values(), self.weight.device)

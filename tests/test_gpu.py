@@ -14,12 +14,9 @@ import os
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
-from codec.cli import main
 from codec.schedule import configure_device
-from codec.video import open_video
-from conftest import CARPHONE
+from conftest import CARPHONE, FAST, frames_of, run
 from nirvana.kernels import sine_linear, sine_linear_torch, sine_linear_triton, torch_fallback
 
 pytestmark = [
@@ -27,20 +24,6 @@ pytestmark = [
     pytest.mark.skipif(os.environ.get("TRITON_INTERPRET") == "1",
                        reason="set TRITON_INTERPRET=0 to test the compiled kernels"),
 ]
-
-FAST = ["--group-size", "3", "--key-iterations", "150", "--iterations", "40", "--key-interval", "2", "-q"]
-
-
-def run(*args: str) -> str:
-    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
-def frames_of(path) -> np.ndarray:
-    with open_video(path) as src:
-        return np.stack(list(src.frames()))
-
 
 @pytest.mark.parametrize("b, m, k, n", [(1, 1, 2, 3), (2, 396, 2, 64), (3, 1024, 64, 64),
                                         (2, 700, 148, 148), (1, 1024, 512, 512)])

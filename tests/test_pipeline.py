@@ -9,26 +9,9 @@ import sys
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from codec.bitstream import NirvReader
-from codec.cli import main
-from codec.video import open_video
-from conftest import CARPHONE
-
-# Small but real settings: 9 carphone frames = 3 groups, key groups 0 and 2.
-FAST = ["--group-size", "3", "--key-iterations", "150", "--iterations", "40", "--key-interval", "2", "-q"]
-
-
-def run(*args: str) -> str:
-    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
-def frames_of(path, **kw) -> np.ndarray:
-    with open_video(path, **kw) as src:
-        return np.stack(list(src.frames()))
+from conftest import CARPHONE, FAST, frames_of, run
 
 
 @pytest.fixture(scope="module")
