@@ -1,6 +1,7 @@
 """What limits quality: capacity, quantization, rate weight, or the training budget?
 
-Fits the first group of a clip with the default network for the clip's size three ways and
+A study of the ``siren`` network (:mod:`nirvana.network`, the paper's). Fits the first group
+of a clip with the default siren network for the clip's size three ways and
 records PSNR against iterations: (1) float weights, no rounding, no rate term (the network's
 capacity), (2) quantization-aware with no rate term (the cost of rounding), (3) the real
 loss at a given quality (what the codec does). The coded size of (2) and (3) is measured with
@@ -28,6 +29,7 @@ from codec.entropy import encode_ints
 from codec.video import open_video
 from nirvana.config import NetworkConfig, fit_config
 from nirvana.fit import GroupFitter, psnr_from_mse
+from nirvana.kinds import KINDS
 from nirvana.model import NirvanaNet
 from nirvana.network import render
 from nirvana.patches import PatchGrid
@@ -37,7 +39,7 @@ CHECKPOINTS = (300, 600, 1500, 3000, 6000)
 
 def fit_float(frames: torch.Tensor, cfg: NetworkConfig, iterations: int, lr: float) -> dict[int, float]:
     """Train unquantized weights (initialised like the codec's) on MSE alone."""
-    net = NirvanaNet(cfg, torch.Generator().manual_seed(0), fit_config().init_bits)
+    net = NirvanaNet(cfg, torch.Generator().manual_seed(0), fit_config(kind="siren").init_bits)
     weights = [torch.nn.Parameter(w) for w in net.exact_weights()]
     opt = torch.optim.Adam(weights, lr=lr)
     grid = PatchGrid(frames.shape[2], frames.shape[3], cfg.patch_size)
@@ -61,10 +63,12 @@ def fit_codec(frames: torch.Tensor, cfg: NetworkConfig, iterations: int, quality
     pixels = frames.shape[0] * frames.shape[2] * frames.shape[3]
     curve = {}
     for budget in (c for c in CHECKPOINTS if c <= iterations):
-        fit_cfg = replace(fit_config(quality=quality), key_iterations=budget, patience=budget)
+        fit_cfg = replace(fit_config(quality=quality, kind="siren"), key_iterations=budget,
+                          patience=budget)
         if quality is None:
             fit_cfg = replace(fit_cfg, rate_lambda=0.0)
-        fit = GroupFitter(cfg, fit_cfg, frames.shape[2], frames.shape[3]).fit(frames, key=True, group_index=0)
+        fitter = GroupFitter(KINDS["siren"], cfg, fit_cfg, frames.shape[2], frames.shape[3])
+        fit = fitter.fit(frames, key=True, group_index=0)
         size = sum(len(encode_ints(q)) for q in fit.latents)
         curve[budget] = {"psnr": fit.psnr, "bytes": size, "bpp": size * 8 / pixels}
     return curve

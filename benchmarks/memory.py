@@ -10,6 +10,7 @@ Usage::
 
     python -m benchmarks.memory                       # 30 and 300 frames at 1920x1080
     python -m benchmarks.memory --frames 6 12 --size 320x192 --out /tmp/mem   # a smoke run
+    python -m benchmarks.memory --model siren
 
 Writes ``<out>/memory.json`` and ``memory.md``.
 """
@@ -28,6 +29,9 @@ from pathlib import Path
 import av
 import numpy as np
 from skimage import io as skio
+
+from codec.encoder import DEFAULT_MODEL
+from nirvana.kinds import KINDS
 
 DEFAULT_IMAGE = Path(__file__).resolve().parents[2] / "shared" / "data" / "Bosphorus_1920x1080_frame0.png"
 
@@ -62,14 +66,17 @@ def _child(args: list[str]) -> dict:
     return {"peak_rss_mib": kib / 1024, "seconds": seconds}
 
 
-def measure(frames: int, width: int, height: int, image: np.ndarray, work: Path) -> dict:
+def measure(frames: int, width: int, height: int, image: np.ndarray, work: Path, model: str) -> dict:
+    """Encode (with the ``model`` network kind) and decode ``frames`` panning frames."""
     src = work / f"pan_{width}x{height}_25fps_420_8bit.yuv"
     write_panning_yuv(image, width, height, frames, src)
     nirv, out = work / f"pan{frames}.nirv", work / f"pan{frames}.mp4"
-    enc = _child(["encode", str(src), "-o", str(nirv), "--key-iterations", "2", "--iterations", "1"])
+    enc = _child(["encode", str(src), "-o", str(nirv), "--model", model, "--key-iterations", "2",
+                  "--iterations", "1"])
     dec = _child(["decode", str(nirv), "-o", str(out)])
-    result = {"frames": frames, "width": width, "height": height, "file_bytes": nirv.stat().st_size,
-              "encode": enc, "decode": dec, "decode_fps": frames / dec["seconds"]}
+    result = {"frames": frames, "width": width, "height": height, "model": model,
+              "file_bytes": nirv.stat().st_size, "encode": enc, "decode": dec,
+              "decode_fps": frames / dec["seconds"]}
     for p in (src, nirv, out):
         p.unlink()
     return result
@@ -80,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, nargs="+", default=[30, 300])
     ap.add_argument("--size", default="1920x1080")
     ap.add_argument("--image", type=Path, default=DEFAULT_IMAGE)
+    ap.add_argument("--model", choices=sorted(KINDS), default=DEFAULT_MODEL, help="network kind")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = ap.parse_args(argv)
     width, height = (int(v) for v in args.size.split("x"))
@@ -87,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in sorted(args.frames):
-            runs.append(measure(n, width, height, image, Path(tmp)))
+            runs.append(measure(n, width, height, image, Path(tmp), args.model))
             print(json.dumps(runs[-1]), flush=True)
     results = {"machine": platform.platform(), "python": platform.python_version(), "runs": runs}
     args.out.mkdir(parents=True, exist_ok=True)
@@ -108,11 +116,13 @@ def _markdown(results: dict) -> str:
     lines = ["# Peak memory against video length", "",
              f"Machine: {results['machine']}. Tiny iteration budgets (key 2, others 1): this "
              "measures memory and decode speed, not quality. RSS is each process's peak.", "",
-             "| frames | size | encode peak RSS MiB | encode s | decode peak RSS MiB | decode s | decode fps |",
-             "|---|---|---|---|---|---|---|"]
+             "| frames | size | model | encode peak RSS MiB | encode s | decode peak RSS MiB | decode s "
+             "| decode fps |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in results["runs"]:
-        lines.append(f"| {r['frames']} | {r['width']}x{r['height']} | {r['encode']['peak_rss_mib']:.0f} | "
-                     f"{r['encode']['seconds']:.1f} | {r['decode']['peak_rss_mib']:.0f} | "
+        lines.append(f"| {r['frames']} | {r['width']}x{r['height']} | {r['model']} | "
+                     f"{r['encode']['peak_rss_mib']:.0f} | {r['encode']['seconds']:.1f} | "
+                     f"{r['decode']['peak_rss_mib']:.0f} | "
                      f"{r['decode']['seconds']:.1f} | {r['decode_fps']:.2f} |")
     return "\n".join(lines) + "\n"
 

@@ -2,9 +2,10 @@
 
 For every clip, the first ``frames`` frames are coded
 
-* by this codec at each ``quality`` (``codec.encode`` to a ``.nirv`` in a temporary folder,
-  ``codec.decode`` to a lossless FFV1 ``.mkv``, then :func:`codec.evaluate.evaluate`; bpp from
-  the ``.nirv`` file size), and
+* by this codec with one network kind (``--model grid`` or ``siren``, labelled
+  ``nirvana-grid`` or ``nirvana-siren``) at each ``quality`` (``codec.encode`` to a ``.nirv``
+  in a temporary folder, ``codec.decode`` to a lossless FFV1 ``.mkv``, then
+  :func:`codec.evaluate.evaluate`; bpp from the ``.nirv`` file size), and
 * by each anchor over its CRF sweep (:mod:`benchmarks.anchors`; bpp from packet bytes).
 
 Results go to ``<out>/rd_<tag>.json`` (settings, environment, every point, BD-rates),
@@ -15,13 +16,15 @@ Usage::
 
     python -m benchmarks.rd --anchors-only --frames 120 60 --tag anchors
     python -m benchmarks.rd --qualities 0.3 1 3 --tag main
+    python -m benchmarks.rd --model siren --qualities 2 4 6 --group-size 6 --tag main_siren
     python -m benchmarks.rd --quick --qualities 1 --out /tmp/rd     # a smoke run
     python -m benchmarks.rd --qualities 2 4 6 8 --preset slow --device cuda \
         --reuse-anchors benchmarks/results/rd_anchors.json --tag gpu_slow
 
 ``--reuse-anchors`` takes the anchor points of the same clips and frame counts from an
 earlier results file instead of encoding them again. ``--update`` keeps the points of other
-clips already in ``rd_<tag>.json`` and replaces only those of the clips given.
+clips already in ``rd_<tag>.json`` and replaces only those of the clips given. Points of
+results written before there were two kinds, labelled ``nirvana``, are read as ``nirvana-siren``.
 """
 
 from __future__ import annotations
@@ -44,14 +47,16 @@ import numpy as np
 import codec
 from benchmarks.anchors import ANCHORS, DEFAULT_CRFS, encode_anchor
 from codec.bdrate import bd_rate
+from codec.encoder import DEFAULT_MODEL
 from codec.errors import CodecError
 from codec.evaluate import evaluate
 from codec.video import VideoSource, open_video
+from nirvana.kinds import KINDS
 
-__all__ = ["run", "main", "Clip", "clip_points", "collect_results", "DEFAULT_CLIPS", "QUICK_FRAMES",
-           "QUICK_CRFS"]
+__all__ = ["run", "main", "Clip", "clip_points", "collect_results", "codec_method", "DEFAULT_CLIPS",
+           "QUICK_FRAMES", "QUICK_CRFS"]
 
-CODEC_METHOD = "nirvana"
+LEGACY_METHOD = "nirvana"  # this codec's label before there were two kinds: always siren
 DEFAULT_CLIPS = ("samples/carphone.mp4", "samples/bikes.mp4")
 DEFAULT_FRAMES = 60
 QUICK_FRAMES = 8
@@ -62,6 +67,24 @@ FIELDS = (
 )  # fmt: skip
 
 Point = dict[str, str | int | float]
+
+
+def codec_method(model: str) -> str:
+    """This codec's label in results for network kind ``model``.
+
+    >>> codec_method("grid")
+    'nirvana-grid'
+    """
+    return f"nirvana-{model}"
+
+
+def _read_points(path: str | os.PathLike[str]) -> dict:
+    """An earlier results document, with legacy ``nirvana`` points relabelled as siren."""
+    results = json.loads(Path(path).read_text())
+    for point in results["points"]:
+        if point["method"] == LEGACY_METHOD:
+            point["method"] = codec_method("siren")
+    return results
 
 
 @dataclass(frozen=True)
@@ -105,6 +128,7 @@ def run(
     anchors_only: bool = False,
     out: str | os.PathLike[str] = "benchmarks/results",
     tag: str = "default",
+    model: str = DEFAULT_MODEL,
     preset: str = "medium",
     device: str = "cpu",
     workers: int = 1,
@@ -116,10 +140,11 @@ def run(
     """Run the benchmark, write ``rd_<tag>.{json,csv,md,png}`` under ``out``, return the JSON.
 
     ``frames`` is one count for every clip (an int or a 1-list) or one per clip. ``crfs`` maps anchor names to CRF
-    sweeps (an anchor left out is not run). ``qualities`` are this codec's ``quality`` values;
-    they are required unless ``anchors_only``. ``encode_options`` go to every ``codec.encode``
-    (e.g. ``key_iterations``). ``reuse_anchors`` names an earlier results JSON whose anchor
-    points for the same clip and frame count are taken instead of encoding them again.
+    sweeps (an anchor left out is not run). ``qualities`` are this codec's ``quality`` values
+    with the ``model`` network kind; they are required unless ``anchors_only``.
+    ``encode_options`` go to every ``codec.encode`` (e.g. ``key_iterations``).
+    ``reuse_anchors`` names an earlier results JSON whose anchor points for the same clip and
+    frame count are taken instead of encoding them again.
     ``update`` keeps the points of other clips found in an existing ``rd_<tag>.json``.
 
     Example:
@@ -138,21 +163,24 @@ def run(
     unknown = set(crfs) - set(ANCHORS)
     if unknown:
         raise ValueError(f"unknown anchors {sorted(unknown)}; choose from {', '.join(ANCHORS)}")
+    if model not in KINDS:
+        raise ValueError(f"unknown model {model!r}; choose from {', '.join(KINDS)}")
     settings = {
         "clips": [str(c) for c in clips],
         "frames": counts,
         "qualities": list(qualities) if not anchors_only else [],
+        "model": model,
         "preset": preset,
         "device": device,
         "workers": workers,
         "encode_options": encode_options or {},
         "reused_anchors": str(reuse_anchors) if reuse_anchors else None,
     }
-    earlier = json.loads(Path(reuse_anchors).read_text())["points"] if reuse_anchors else []
+    earlier = _read_points(reuse_anchors)["points"] if reuse_anchors else []
     points: list[Point] = []
     existing = Path(out) / f"rd_{tag}.json"
     if update and existing.is_file():
-        kept = json.loads(existing.read_text())
+        kept = _read_points(existing)
         labels = {Clip(c).label for c in clips}
         points = [p for p in kept["points"] if p["clip"] not in labels]
         others = [(c, n) for c, n in zip(kept["settings"]["clips"], kept["settings"]["frames"])
@@ -168,8 +196,9 @@ def run(
         for quality in () if anchors_only else qualities:
             # written after every point, so that an interrupted run keeps what it finished
             _write(collect_results(tag, settings, crfs, points), Path(out), tag)
-            points += clip_points(clip, qualities=[quality], crfs={}, preset=preset, device=device,
-                                  workers=workers, encode_options=encode_options, log=log)
+            points += clip_points(clip, qualities=[quality], crfs={}, model=model, preset=preset,
+                                  device=device, workers=workers, encode_options=encode_options,
+                                  log=log)
     results = collect_results(tag, settings, crfs, points)
     _write(results, Path(out), tag)
     return results
@@ -180,13 +209,15 @@ def clip_points(
     *,
     qualities: Sequence[float],
     crfs: dict[str, Sequence[int]],
+    model: str = DEFAULT_MODEL,
     preset: str = "medium",
     device: str = "cpu",
     workers: int = 1,
     encode_options: dict | None = None,
     log: bool = True,
 ) -> list[Point]:
-    """Every anchor point of ``clip`` over its CRF sweep, then this codec at each quality.
+    """Every anchor point of ``clip`` over its CRF sweep, then this codec with the ``model``
+    network kind at each quality.
 
     ``encode_options`` are extra keyword arguments of ``codec.encode`` (``group_size``,
     ``iterations``, ...).
@@ -204,7 +235,7 @@ def clip_points(
             points.append(_point(clip.label, name, "crf", crf, result.as_dict()))
             _log(log, points[-1])
     for quality in qualities:
-        points.append(_codec_point(clip, quality, preset, device, workers, encode_options or {}))
+        points.append(_codec_point(clip, quality, model, preset, device, workers, encode_options or {}))
         _log(log, points[-1])
     return points
 
@@ -241,24 +272,24 @@ def _point(label: str, method: str, param: str, value: float, data: dict) -> Poi
 
 
 def _codec_point(
-    clip: Clip, quality: float, preset: str, device: str, workers: int, options: dict
+    clip: Clip, quality: float, model: str, preset: str, device: str, workers: int, options: dict
 ) -> Point:
     """Encode, decode losslessly and evaluate one quality point of this codec."""
     with tempfile.TemporaryDirectory(prefix="nirvana-rd-") as tmp:
         nirv, decoded = Path(tmp) / "clip.nirv", Path(tmp) / "decoded.mkv"
-        enc = codec.encode(clip.path, nirv, preset=preset, quality=quality, device=device,
-                           workers=workers, seed=0, **clip.reader_options(), **options)
+        enc = codec.encode(clip.path, nirv, model=model, preset=preset, quality=quality,
+                           device=device, workers=workers, seed=0, **clip.reader_options(), **options)
         dec = codec.decode(nirv, decoded, lossless=True, device=device.split(",")[0])
         scores = evaluate(decoded, clip.path, nirv=nirv, **clip.reader_options())
     data = {**scores, "bytes": scores["file_bytes"], "encode_seconds": enc.seconds,
             "decode_seconds": dec.seconds}
-    return _point(clip.label, CODEC_METHOD, "quality", quality, data)
+    return _point(clip.label, codec_method(model), "quality", quality, data)
 
 
 def _log(enabled: bool, point: Point) -> None:
     if enabled:
         print(
-            f"{point['clip']:>10} {point['method']:>8} {point['param']}={point['value']:<6} "
+            f"{point['clip']:>10} {point['method']:>13} {point['param']}={point['value']:<6} "
             f"{point['bpp']:.4f} bpp {point['psnr_rgb']:.2f} dB "
             f"(enc {point['encode_seconds']:.2f} s, dec {point['decode_seconds']:.2f} s)",
             file=sys.stderr,
@@ -382,11 +413,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="few frames, two CRFs per anchor")
     parser.add_argument("--out", default="benchmarks/results", help="results folder")
     parser.add_argument("--tag", help="results name rd_<tag>.* (default: anchors, quick or main)")
+    parser.add_argument("--model", choices=sorted(KINDS), default=DEFAULT_MODEL,
+                        help="this codec's network kind")
     parser.add_argument("--preset", default="medium")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--key-iterations", type=int, help="override the preset's key-group budget")
     parser.add_argument("--iterations", type=int, help="override the preset's budget of other groups")
+    parser.add_argument("--group-size", type=int, help="frames per group (default: by kind and size)")
+    parser.add_argument("--threads", type=int, help="CPU threads per encode (default: all cores)")
     parser.add_argument("--reuse-anchors", metavar="JSON",
                         help="take anchor points from this earlier results file where it has them")
     parser.add_argument("--update", action="store_true",
@@ -405,11 +440,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             anchors_only=args.anchors_only,
             out=args.out,
             tag=args.tag or default_tag,
+            model=args.model,
             preset=args.preset,
             device=args.device,
             workers=args.workers,
             encode_options={k: v for k, v in (("key_iterations", args.key_iterations),
-                                              ("iterations", args.iterations)) if v is not None},
+                                              ("iterations", args.iterations),
+                                              ("group_size", args.group_size),
+                                              ("threads", args.threads)) if v is not None},
             reuse_anchors=args.reuse_anchors,
             update=args.update,
         )

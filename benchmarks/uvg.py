@@ -11,11 +11,14 @@ the results are written exactly as :mod:`benchmarks.rd` writes them
 the average over sequences (plain mean of bpp and of PSNR, as the literature does), this run's
 averages interpolated at the published bpp points, and the published UVG anchors for reference.
 
+Networks (``--model``): ``grid`` (default, labelled ``nirvana-grid``) takes the grid kind's
+defaults for the resolution; ``siren`` (``nirvana-siren``) is the paper's network, G=3 frames
+per group and 32x32 patches unless ``--group-size``/``--patch-size`` say otherwise (sized to
+the resolution: the paper's 2.4 M weights per group at 1080p).
+
 Setups:
 
-* paper (default): full frames, every frame, G=3 frames per group, 32x32 patches
-  (``group_size=3, patch_size=32``; the network is sized to the resolution, the paper's
-  2.4 M weights per group at 1080p);
+* paper (default): full frames, every frame;
 * quick: ``--frames N`` codes the first N frames and ``--crop WxH`` a centre crop (offsets
   rounded down to even, so the crop keeps whole 4:2:0 chroma blocks). The cropped RGB frames
   are written once to a temporary lossless FFV1 ``.mkv`` and that same clip feeds this codec
@@ -26,7 +29,7 @@ range, ffmpeg's default, which is how the literature makes its RGB frames from U
 
 Usage::
 
-    python -m benchmarks.uvg /data/uvg --qualities 2 4 6                      # paper setup
+    python -m benchmarks.uvg /data/uvg --qualities 2 4 6 --model siren        # paper setup
     python -m benchmarks.uvg /data/uvg --qualities 4 --frames 30 --crop 320x180 \\
         --preset fast --sequences Beauty Jockey --tag uvg_quick                # a quick run
     python -m benchmarks.uvg /data/uvg --anchors-only --frames 120
@@ -47,15 +50,17 @@ import numpy as np
 
 from benchmarks.anchors import ANCHORS, DEFAULT_CRFS
 from benchmarks.rd import Clip, Point, _write, clip_points, collect_results
+from codec.encoder import DEFAULT_MODEL
 from codec.errors import CodecError
 from codec.video import VideoWriter, open_video
 from codec.video.rawyuv import parse_yuv_name
+from nirvana.kinds import KINDS
 
 __all__ = ["run", "main", "find_sequences", "crop_box", "SEQUENCES", "PUBLISHED", "PUBLISHED_BPP"]
 
 SEQUENCES = ("Beauty", "Bosphorus", "HoneyBee", "Jockey", "ReadySteadyGo", "ShakeNDry", "YachtRide")
 ALIASES = {"ReadySteadyGo": ("ReadySteadyGo", "ReadySetGo")}  # the paper name vs the file name
-PAPER_GROUP_SIZE = 3
+PAPER_GROUP_SIZE = 3  # the paper's siren setup
 PAPER_PATCH_SIZE = 32
 COLOUR = ("YUV to RGB: swscale, untagged BT.601 limited range (ffmpeg's default), as the "
           "literature converts UVG; metrics on RGB.")
@@ -168,43 +173,45 @@ def run(
     preset: str = "medium",
     device: str = "cpu",
     workers: int = 1,
+    model: str = DEFAULT_MODEL,
     iterations: int | None = None,
     key_iterations: int | None = None,
-    group_size: int = PAPER_GROUP_SIZE,
-    patch_size: int = PAPER_PATCH_SIZE,
+    group_size: int | None = None,
+    patch_size: int | None = None,
     log: bool = True,
 ) -> dict:
     """Benchmark the UVG sequences found in ``folder``; write ``rd_<tag>.*`` under ``out``.
 
     ``frames`` limits each sequence to its first frames (``None``: all); ``crop`` (w, h) takes
-    a centre crop. Other arguments as in :func:`benchmarks.rd.run`; ``iterations``,
-    ``key_iterations``, ``group_size`` and ``patch_size`` go to ``codec.encode``.
+    a centre crop. Other arguments as in :func:`benchmarks.rd.run`; ``model``, ``iterations``,
+    ``key_iterations``, ``group_size`` and ``patch_size`` go to ``codec.encode`` (see
+    :func:`encode_options` for the defaults).
 
     Example:
         >>> r = run("/data/uvg", qualities=[4], frames=30, crop=(320, 180))   # doctest: +SKIP
         >>> sorted({p["method"] for p in r["points"]})                         # doctest: +SKIP
-        ['nirvana', 'svtav1', 'x264', 'x265']
+        ['nirvana-grid', 'svtav1', 'x264', 'x265']
     """
     _check_request(qualities, anchors_only, crfs, frames)
+    options = encode_options(model, iterations, key_iterations, group_size, patch_size)
     found, missing = find_sequences(Path(folder), sequences)
     for name in missing:
         _note(log, f"{name}: no {name}_*.yuv in {folder}, skipped")
     if not found:
         raise ValueError(f"none of the UVG sequences {', '.join(sequences)} is in {folder}")
-    options = {"group_size": group_size, "patch_size": patch_size, "iterations": iterations,
-               "key_iterations": key_iterations}
     points: list[Point] = []
     counts = []
     for name, path in found.items():
         with prepared_clip(path, name, frames, crop) as clip:
             counts.append(_frame_count(clip))
             points += clip_points(clip, qualities=() if anchors_only else qualities, crfs=crfs,
-                                  preset=preset, device=device, workers=workers,
+                                  model=model, preset=preset, device=device, workers=workers,
                                   encode_options=options, log=log)
     settings = {
         "clips": [str(p) for p in found.values()],
         "frames": counts,
         "qualities": [] if anchors_only else list(qualities),
+        "model": model,
         "preset": preset,
         "device": device,
         "workers": workers,
@@ -217,6 +224,27 @@ def run(
     results = collect_results(tag, settings, crfs, points)
     _write(results, Path(out), tag, notes=_notes(results))
     return results
+
+
+def encode_options(model: str, iterations: int | None, key_iterations: int | None,
+                   group_size: int | None, patch_size: int | None) -> dict:
+    """This codec's ``codec.encode`` options: ``siren`` defaults to the paper's G=3 and 32x32
+    patches, ``grid`` to its own defaults for the resolution (``None``: the default).
+
+    >>> encode_options("siren", None, 5, None, None)
+    {'group_size': 3, 'iterations': None, 'key_iterations': 5, 'patch_size': 32}
+    >>> encode_options("grid", None, None, 4, None)
+    {'group_size': 4, 'iterations': None, 'key_iterations': None}
+    """
+    if model not in KINDS:
+        raise ValueError(f"unknown model {model!r}; choose from {', '.join(KINDS)}")
+    options = {"group_size": group_size, "iterations": iterations, "key_iterations": key_iterations}
+    if model == "siren":
+        return {**options, "group_size": group_size or PAPER_GROUP_SIZE,
+                "patch_size": patch_size or PAPER_PATCH_SIZE}
+    if patch_size is not None:
+        raise ValueError(f"patch_size applies to model siren only, not {model}")
+    return options
 
 
 def _check_request(
@@ -279,11 +307,12 @@ def _notes(results: dict) -> list[str]:
 def _setup_lines(settings: dict) -> list[str]:
     options = settings["encode_options"]
     scope = "full frames" if settings["crop"] is None else f"{settings['crop']} crop"
+    patches = f"{options['patch_size']}x{options['patch_size']} patches, " if "patch_size" in options else ""
     lines = [
         f"UVG sequences: {', '.join(settings['sequences'])}; {scope}. {settings['colour']}",
         "",
-        f"This codec: preset {settings['preset']}, G={options['group_size']}, "
-        f"{options['patch_size']}x{options['patch_size']} patches, iterations "
+        f"This codec: {settings['model']} network, preset {settings['preset']}, "
+        f"G={options['group_size'] or 'default'}, {patches}iterations "
         f"{options['iterations'] or 'preset'}, key iterations {options['key_iterations'] or 'preset'}.",
         "",
     ]
@@ -335,11 +364,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--preset", default="medium")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--model", choices=sorted(KINDS), default=DEFAULT_MODEL,
+                        help="this codec's network kind (siren: the paper's)")
     parser.add_argument("--iterations", type=int, help="budget of warm-started groups (default: preset)")
     parser.add_argument("--key-iterations", type=int, help="budget of key groups (default: preset)")
-    parser.add_argument("--group-size", type=int, default=PAPER_GROUP_SIZE,
-                        help="frames per group (paper: 3)")
-    parser.add_argument("--patch-size", type=int, default=PAPER_PATCH_SIZE, help="patch side (paper: 32)")
+    parser.add_argument("--group-size", type=int,
+                        help=f"frames per group (default: siren {PAPER_GROUP_SIZE} as in the paper, "
+                             "grid by resolution)")
+    parser.add_argument("--patch-size", type=int,
+                        help=f"siren only: patch side (default {PAPER_PATCH_SIZE} as in the paper)")
     args = parser.parse_args(argv)
     if not args.anchors_only and not args.qualities:
         parser.error("give --qualities for this codec, or --anchors-only")
@@ -348,7 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.folder, sequences=args.sequences, qualities=args.qualities, frames=args.frames,
             crop=args.crop, crfs={name: DEFAULT_CRFS[name] for name in args.anchors},
             anchors_only=args.anchors_only, out=args.out, tag=args.tag, preset=args.preset,
-            device=args.device, workers=args.workers, iterations=args.iterations,
+            device=args.device, workers=args.workers, model=args.model, iterations=args.iterations,
             key_iterations=args.key_iterations, group_size=args.group_size,
             patch_size=args.patch_size,
         )

@@ -1,34 +1,44 @@
 """The ``nirvana`` command: encode, decode, info, eval.
 
 Progress goes to stderr (tqdm), results to stdout. A user mistake (missing file, damaged
-.nirv, bad option) prints one ``error:`` line and exits with status 1, never a traceback.
+.nirv, bad option) or a refusal by the system (no permission, full disk, not a folder)
+prints one ``error:`` line and exits with status 1, never a traceback. Ctrl-C (SIGINT) and
+SIGTERM stop a command the same way: temporary files are removed, nothing is left at the
+output, and the exit status is 130 or 143. Option values are checked by the commands'
+modules (:mod:`codec.options` for encode), here only their syntax.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import math
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from functools import wraps
 
 import click
 
-from codec.errors import CodecError
+from codec.errors import CodecError, InputError
 
 
 def _size(text: str | None) -> tuple[int, int] | None:
+    """``WIDTHxHEIGHT`` → ``(width, height)``; the values are checked where they are used."""
     if text is None:
         return None
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise click.BadParameter(f"{text!r}: expected WIDTHxHEIGHT, e.g. 1920x1080") from None
-    if w <= 0 or h <= 0:
-        raise click.BadParameter(f"{text!r}: width and height must be positive")
+        raise InputError(f"--size {text!r}: expected WIDTHxHEIGHT, e.g. 1920x1080") from None
     return w, h
 
 
 def _range(text: str | None) -> tuple[int, int | None]:
-    """``A:B`` for encode (the end may be open)."""
+    """``START:STOP`` (either side may be empty) → ``(start, stop or None)``; the values are
+    checked where they are used."""
     if text is None:
         return 0, None
     try:
@@ -36,27 +46,85 @@ def _range(text: str | None) -> tuple[int, int | None]:
         start = int(a) if a.strip() else 0
         stop = int(b) if b.strip() else None
     except ValueError:
-        raise click.BadParameter(f"{text!r}: expected START:STOP, e.g. 0:30") from None
-    if start < 0 or (stop is not None and stop <= start):
-        raise click.BadParameter(f"{text!r}: need 0 <= START < STOP")
+        raise InputError(f"--frames {text!r}: expected START:STOP, e.g. 0:30") from None
     return start, stop
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every writer removes its temporary files."""
+
+
+def _raise_terminated(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup short
+    raise _Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`_Terminated` (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+_OS_ADVICE = {
+    errno.ENOSPC: "free some space or write elsewhere",
+    errno.EDQUOT: "free some space or write elsewhere",
+    errno.EROFS: "write elsewhere",
+    errno.EACCES: "check the permissions or write elsewhere",
+    errno.EPERM: "check the permissions or write elsewhere",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; fix the path",
+    errno.EISDIR: "it is a folder; give a file name",
+    errno.ENOENT: "check the path",
+}
+
+
+def _os_error_line(e: OSError) -> str:
+    """One line for an OSError: the file, the system's reason, what to do."""
+    advice = _OS_ADVICE.get(e.errno, "check the path, its permissions and the free space")
+    return f"{e.filename or 'a file'}: {e.strerror or e}; {advice}"
+
+
 def _user_errors(fn):
-    """Turn CodecError into one line on stderr and exit status 1."""
+    """Turn CodecError and OSError into one line on stderr and exit status 1; SIGINT and
+    SIGTERM into a short note and status 130 or 143, after the writers have cleaned up."""
 
     @wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with _sigterm_as_interrupt():
+                return fn(*args, **kwargs)
         except CodecError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(1)
-        except KeyboardInterrupt:
+        except OSError as e:
+            click.echo(f"error: {_os_error_line(e)}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt as e:
             click.echo("interrupted; no output written", err=True)
-            sys.exit(130)
+            sys.exit(128 + (signal.SIGTERM if isinstance(e, _Terminated) else signal.SIGINT))
 
     return wrapper
+
+
+def _json(data) -> str:
+    """Indented JSON of ``data``, NaN and infinities written as null (JSON has neither)."""
+
+    def finite(x):
+        if isinstance(x, float):
+            return x if math.isfinite(x) else None
+        if isinstance(x, dict):
+            return {k: finite(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [finite(v) for v in x]
+        return x
+
+    return json.dumps(finite(data), indent=1, allow_nan=False)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -68,40 +136,48 @@ def main() -> None:
 @main.command()
 @click.argument("input", type=click.Path(path_type=str))
 @click.option("-o", "--output", required=True, type=click.Path(path_type=str), help="Output .nirv file.")
+@click.option("--model", type=click.Choice(["grid", "siren"]), default="grid", show_default=True,
+              help="Group network: latent grids + synthesis (grid) or the paper's SIREN (siren).")
 @click.option("--preset", type=click.Choice(["fast", "medium", "slow"]), default="medium", show_default=True,
               help="Encode effort: more iterations per group give better quality per bit.")
 @click.option("--quality", type=float, default=None,
               help="0 (smallest file) .. 10 (best quality); sets the rate weight lambda. Default 5.")
 @click.option("--target-psnr", type=float, default=None, help="Stop fitting a group once it reaches this RGB PSNR (dB).")
-@click.option("--group-size", type=int, default=None, help="Frames per network (default 3).")
-@click.option("--patch-size", type=int, default=None, help="Patch side in pixels, multiple of 4 (default: by resolution).")
-@click.option("--hidden", type=int, default=None, help="Stem width (default: by resolution).")
-@click.option("--channels", type=int, default=None, help="Feature channels, multiple of 4 (default: by resolution).")
+@click.option("--group-size", type=int, default=None, help="Frames per network (default: by model and resolution).")
+@click.option("--patch-size", type=int, default=None, help="siren: patch side in pixels, multiple of 4 (default: by resolution).")
+@click.option("--hidden", type=int, default=None, help="siren: stem width; grid: synthesis width (default: by resolution).")
+@click.option("--channels", type=int, default=None, help="siren: feature channels (multiple of 4); grid: values per grid cell.")
+@click.option("--levels", type=int, default=None, help="grid: latent levels, each halving the size (default: by resolution).")
 @click.option("--key-interval", type=int, default=None, help="A key group every N groups (default 20).")
 @click.option("--iterations", type=int, default=None, help="Iteration budget of a warm-started group (overrides the preset).")
 @click.option("--key-iterations", type=int, default=None, help="Iteration budget of a key group (overrides the preset).")
 @click.option("--frames", "frame_range", default=None, help="Encode only frames START:STOP of the input.")
 @click.option("--size", default=None, help="WIDTHxHEIGHT of a raw .yuv input (else parsed from its name).")
 @click.option("--fps", type=float, default=None, help="Frame rate of a raw .yuv or PNG-folder input.")
+@click.option("--ignore-trailing-bytes", is_flag=True,
+              help="Let a raw .yuv end in a partial frame, which is dropped (else it is refused).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, or a list: cuda:0,cuda:1 (one worker each).")
 @click.option("--workers", type=int, default=1, show_default=True, help="Worker processes on one device.")
+@click.option("--threads", type=int, default=None,
+              help="CPU threads per worker (default: cores / workers). Same --threads, same file for any --workers.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--stats", "stats_path", type=click.Path(path_type=str), default=None, help="Write per-group stats as JSON here.")
 @click.option("--recon", type=click.Path(path_type=str), default=None,
               help="Also write the encoder's reconstruction (what the decoder will output) to this video.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @_user_errors
-def encode(input, output, preset, quality, target_psnr, group_size, patch_size, hidden, channels,
-           key_interval, iterations, key_iterations, frame_range, size, fps, device, workers, seed,
-           stats_path, recon, quiet):
+def encode(input, output, model, preset, quality, target_psnr, group_size, patch_size, hidden, channels,
+           levels, key_interval, iterations, key_iterations, frame_range, size, fps, ignore_trailing_bytes, device,
+           workers, threads, seed, stats_path, recon, quiet):
     """Encode INPUT (a video file, raw .yuv, or PNG folder) into a .nirv file."""
     from codec.encoder import encode as run
 
     start, stop = _range(frame_range)
-    report = run(input, output, preset=preset, quality=quality, target_psnr=target_psnr,
-                 group_size=group_size, patch_size=patch_size, hidden=hidden, channels=channels,
+    report = run(input, output, model=model, preset=preset, quality=quality, target_psnr=target_psnr,
+                 group_size=group_size, patch_size=patch_size, hidden=hidden, channels=channels, levels=levels,
                  key_interval=key_interval, iterations=iterations, key_iterations=key_iterations,
-                 start=start, stop=stop, size=_size(size), fps=fps, device=device, workers=workers,
+                 start=start, stop=stop, size=_size(size), fps=fps, ignore_trailing_bytes=ignore_trailing_bytes,
+                 device=device, workers=workers, threads=threads,
                  seed=seed, stats_path=stats_path, reconstruction=recon, progress=not quiet)
     if report is not None:  # None on torchrun ranks other than 0
         click.echo(report.summary())
@@ -114,9 +190,11 @@ def encode(input, output, preset, quality, target_psnr, group_size, patch_size, 
 @click.option("--frames", "frame_range", default=None, help="Decode only frames START:STOP.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--codec", "video_codec", default=None, help="libx264 (default), libx265, libsvtav1, ffv1, libx264rgb.")
-@click.option("--crf", type=int, default=None, help="Output quality for lossy codecs (default 12).")
+@click.option("--crf", type=int, default=None,
+              help="Output quality for lossy codecs, 0..51 (libsvtav1 0..63); lower is better (default 12).")
 @click.option("--lossless", is_flag=True, help="Exact RGB output (libx264rgb qp 0, or ffv1 with --codec ffv1 in .mkv).")
-@click.option("--batch", type=int, default=None, help="Groups rendered at once (default: by frame size).")
+@click.option("--batch", type=int, default=None,
+              help="Groups rendered at once (default: by frame size); fewer where the memory budget needs it.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @_user_errors
 def decode(input, output, frame_range, device, video_codec, crf, lossless, batch, quiet):
@@ -137,7 +215,7 @@ def info(input, as_json):
     from codec.info import describe, format_description
 
     desc = describe(input)
-    click.echo(json.dumps(desc, indent=1) if as_json else format_description(desc))
+    click.echo(_json(desc) if as_json else format_description(desc))
 
 
 @main.command(name="eval")
@@ -146,19 +224,22 @@ def info(input, as_json):
 @click.option("--nirv", type=click.Path(path_type=str), default=None, help="The .nirv file, to report bpp.")
 @click.option("--frames", "frame_range", default=None, help="Frames START:STOP of the reference that were encoded.")
 @click.option("--size", default=None, help="WIDTHxHEIGHT for raw .yuv inputs.")
+@click.option("--ignore-trailing-bytes", is_flag=True, help="Let a raw .yuv end in a partial frame (dropped).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (with per-frame PSNR).")
 @_user_errors
-def eval_(decoded, reference, nirv, frame_range, size, as_json):
+def eval_(decoded, reference, nirv, frame_range, size, ignore_trailing_bytes, as_json):
     """Compare DECODED with the original: PSNR (RGB, YUV 6:1:1), MS-SSIM, bpp."""
     from codec.evaluate import evaluate
 
     start, stop = _range(frame_range)
-    r = evaluate(decoded, reference, nirv=nirv, size=_size(size), start=start, stop=stop)
+    r = evaluate(decoded, reference, nirv=nirv, size=_size(size), start=start, stop=stop,
+                 ignore_trailing_bytes=ignore_trailing_bytes)
     if as_json:
-        click.echo(json.dumps(r, indent=1))
+        click.echo(_json(r))
         return
+    ms_ssim = "n/a (frames under 11x11)" if r["ms_ssim"] is None else f"{r['ms_ssim']:.4f}"
     line = (f"frames {r['frames']}  {r['width']}x{r['height']}  PSNR-RGB {r['psnr_rgb']:.2f} dB  "
-            f"PSNR-YUV(6:1:1) {r['psnr_yuv']:.2f} dB  MS-SSIM {r['ms_ssim']:.4f}")
+            f"PSNR-YUV(6:1:1) {r['psnr_yuv']:.2f} dB  MS-SSIM {ms_ssim}")
     if "bpp" in r:
         line += f"  bpp {r['bpp']:.4f}"
     click.echo(line)

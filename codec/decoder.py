@@ -1,9 +1,10 @@
 """Decoding: ``.nirv`` in, video out.
 
-Reads the header, rebuilds each needed group's integer weights (following the residual
+Reads the header, rebuilds each needed group's integer tensors (following the residual
 chain from the nearest key group at or before the first requested frame), renders the
-groups in batches with :func:`nirvana.render.render_groups`, the function behind the
-encoder's own reconstruction, and streams the frames to the writer. Imports no training code.
+groups in batches with the network kind's render (:mod:`nirvana.kinds`), the function behind
+the encoder's own reconstruction, and streams the frames to the writer. Imports no training
+code.
 
 Example:
     >>> report = decode("carphone.nirv", "carphone_decoded.mp4")   # doctest: +SKIP
@@ -22,20 +23,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from codec import limits
 from codec.bitstream import Header, NirvReader
-from codec.errors import BitstreamError, InputError
+from codec.errors import InputError
+from codec.options import check_distinct
 from codec.progress import progress_bar
 from codec.schedule import check_device, configure_device
 from codec.video import VideoWriter
-from nirvana.config import NetworkConfig
-from nirvana.network import tensor_shapes, weights_from_integers
+from nirvana.kinds import KINDS, Kind
+from nirvana.network import weights_from_integers
 from nirvana.patches import PatchGrid
-from nirvana.render import render_groups, to_uint8
+from nirvana.render import to_uint8
 
 PathLike = str | os.PathLike[str]
-
-MAX_WEIGHTS = 64_000_000  # per group; the paper's 1080p network has 2.4 M
-MAX_PIXELS = 8192 * 4320  # per frame (8K)
 
 
 @dataclass
@@ -56,11 +56,10 @@ class DecodeReport:
                 f"time {self.seconds:.2f} s ({self.fps:.1f} frames/s), {self.bytes_read} payload bytes read")
 
 
-def network_config(header: Header) -> NetworkConfig:
-    """The network a file's header describes."""
-    return NetworkConfig(group_size=header.group_size, patch_size=header.patch_size,
-                         hidden=header.hidden, hidden_layers=header.hidden_layers,
-                         channels=header.channels, w0=header.w0)
+def group_shapes(header: Header) -> list[tuple[int, ...]]:
+    """The tensor shapes of every group of a file, in file order."""
+    return KINDS[header.kind].tensor_shapes(header.network, header.group_size, header.height,
+                                            header.width)
 
 
 def parse_frame_range(text: str | None, num_frames: int, what: str) -> tuple[int, int]:
@@ -83,9 +82,15 @@ def parse_frame_range(text: str | None, num_frames: int, what: str) -> tuple[int
     return start, stop
 
 
-def auto_batch(grid: PatchGrid) -> int:
-    """Groups rendered together by default: about 4096 patches per batch, 1..32 groups."""
-    return max(1, min(32, 4096 // grid.count))
+def auto_batch(header: Header) -> int:
+    """Groups rendered together by default, 1..32: about 4096 patches' worth for ``siren``
+    (its stem is batched across groups), about 4 M pixels' worth for ``grid``, and no more
+    than the batch budget allows (:mod:`codec.limits`)."""
+    if header.kind == "siren":
+        wanted = 4096 // PatchGrid(header.height, header.width, header.network.patch_size).count
+    else:
+        wanted = (1 << 22) // (header.group_size * header.height * header.width)
+    return limits.budget(header).batch(min(32, wanted))
 
 
 def decoded_groups(reader: NirvReader, start: int, stop: int, device: str = "cpu",
@@ -93,23 +98,22 @@ def decoded_groups(reader: NirvReader, start: int, stop: int, device: str = "cpu
     """Yield ``(group index, frames (n, 3, H, W) uint8)`` covering frames ``[start, stop)``.
 
     Only the chunks from the key group at or before ``start`` onward are read. Weights are
-    rebuilt group by group (cheap); ``batch`` groups are rendered together.
+    rebuilt group by group (cheap); ``batch`` groups are rendered together, fewer if the
+    batch budget says so. A header over the limits of :mod:`codec.limits` raises BitstreamError.
     """
     header = reader.header
-    cfg = network_config(header)
-    shapes = tensor_shapes(cfg)
-    if sum(math.prod(s) for s in shapes) > MAX_WEIGHTS or header.width * header.height > MAX_PIXELS:
-        raise BitstreamError(f"{reader.path}: network or frame size in the header exceeds this "
-                             "decoder's limits; the file is damaged or not supported")
-    grid = PatchGrid(header.height, header.width, cfg.patch_size)
-    batch = batch or auto_batch(grid)
+    kind: Kind = KINDS[header.kind]
+    cfg = header.network
+    shapes = group_shapes(header)
+    batch = limits.check(header, reader.name).batch(batch or auto_batch(header))
     g = header.group_size
     first, last = start // g, (stop - 1) // g
     pending: list[tuple[int, list[torch.Tensor], int]] = []
 
     def render_pending() -> Iterator[tuple[int, torch.Tensor]]:
         with torch.no_grad():
-            frames = to_uint8(render_groups([w for _, w, _ in pending], grid, cfg))
+            frames = to_uint8(kind.render_groups([w for _, w, _ in pending], cfg, g, header.height,
+                                                 header.width))
         for (index, _, count), group in zip(pending, frames):
             yield index, group[:count]
         pending.clear()
@@ -142,13 +146,16 @@ def decode(
 ) -> DecodeReport:
     """Decode ``input`` (a .nirv file) to ``output`` (.mp4/.mkv/.y4m or a PNG folder).
 
-    ``batch`` groups are rendered at once (default: about 4096 patches' worth).
+    ``batch`` groups are rendered at once (default: about 4096 patches' worth; at most what
+    the batch budget of :mod:`codec.limits` allows). Files over its limits, pipes and devices
+    are refused, and so is an ``output`` that is the input.
     """
     if batch is not None and batch < 1:
         raise InputError(f"--batch {batch}: must be at least 1")
     configure_device(check_device(device))
     t0 = time.perf_counter()
-    with NirvReader(input) as reader:
+    check_distinct({"the input": input, "the output": output})
+    with limits.open_nirv(input) as reader:
         h = reader.header
         start, stop = parse_frame_range(frames, h.num_frames, str(input))
         written = 0

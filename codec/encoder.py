@@ -20,7 +20,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -29,12 +29,17 @@ import torch
 
 from codec.bitstream import GroupPayload, Header, NirvWriter, pack_group
 from codec.errors import InputError
+from codec.options import check_options, check_outputs, check_plan
 from codec.progress import progress_bar
 from codec.schedule import configure_device, placement, run_segments
+from codec.tempfiles import write_atomic
 from codec.video import VideoWriter, open_video
-from nirvana.config import FitConfig, NetworkConfig, fit_config
+from nirvana.config import FitConfig, fit_config
 from nirvana.fit import GroupFitter
+from nirvana.kinds import KINDS
 from nirvana.render import to_uint8
+
+DEFAULT_MODEL = "grid"
 
 PathLike = str | os.PathLike[str]
 
@@ -127,9 +132,12 @@ class _Job:
     fps: Fraction | None
     start: int
     segment: Segment
-    net: NetworkConfig
+    kind: str
+    group_size: int
+    net: object  # the kind's config
     fit: FitConfig
     keep_reconstruction: bool
+    ignore_trailing_bytes: bool = False  # of a raw .yuv input
     device: str = "cpu"  # set by the scheduler
     threads: int = 1  # set by the scheduler
 
@@ -145,10 +153,12 @@ def _fit_segment(job: _Job, on_group: Callable[[GroupStats], None] | None = None
     seg = job.segment
     out = []
     with open_video(job.input, size=job.size, fps=job.fps, start=job.start + seg.first_frame,
-                    stop=job.start + seg.first_frame + seg.num_frames) as src:
-        fitter = GroupFitter(job.net, job.fit, src.info.height, src.info.width, job.device)
+                    stop=job.start + seg.first_frame + seg.num_frames,
+                    ignore_trailing_bytes=job.ignore_trailing_bytes) as src:
+        fitter = GroupFitter(KINDS[job.kind], job.net, job.fit, src.info.height, src.info.width,
+                             job.device, group_size=job.group_size)
         prev = None
-        for local, group in enumerate(src.groups(job.net.group_size)):
+        for local, group in enumerate(src.groups(job.group_size)):
             t0 = time.perf_counter()
             index = seg.first_group + local
             frames = torch.from_numpy(group).to(job.device).permute(0, 3, 1, 2).float() / 255
@@ -156,11 +166,11 @@ def _fit_segment(job: _Job, on_group: Callable[[GroupStats], None] | None = None
             fit = fitter.fit(frames, key=local == 0, group_index=index, progress=step)
             payload = GroupPayload(fit.key, group.shape[0], fit.iterations, fit.psnr,
                                    fit.latents, fit.steps)
-            data = pack_group(payload, prev)
+            data = pack_group(payload, prev if job.fit.residual_coding else None)
             prev = fit.latents
             stats = GroupStats(index, fit.key, group.shape[0], fit.iterations, fit.psnr,
                                fit.frame_psnrs, len(data), payload.weight_bytes, payload.side_bytes,
-                               fit.estimated_bits / 8, sum(payload.modes), time.perf_counter() - t0)
+                               fit.estimated_bits / 8, sum(m != 0 for m in payload.modes), time.perf_counter() - t0)
             if on_group is not None:
                 on_group(stats)
             recon = None
@@ -174,6 +184,7 @@ def encode(
     input: PathLike,
     output: PathLike,
     *,
+    model: str = DEFAULT_MODEL,
     preset: str = "medium",
     quality: float | None = None,
     target_psnr: float | None = None,
@@ -181,6 +192,7 @@ def encode(
     patch_size: int | None = None,
     hidden: int | None = None,
     channels: int | None = None,
+    levels: int | None = None,
     key_interval: int | None = None,
     iterations: int | None = None,
     key_iterations: int | None = None,
@@ -188,52 +200,81 @@ def encode(
     stop: int | None = None,
     size: tuple[int, int] | None = None,
     fps: float | Fraction | None = None,
+    ignore_trailing_bytes: bool = False,
     device: str = "cpu",
     workers: int = 1,
+    threads: int | None = None,
     seed: int = 0,
     stats_path: PathLike | None = None,
     reconstruction: PathLike | None = None,
     progress: bool = False,
+    fit_overrides: dict | None = None,
+    network_overrides: dict | None = None,
 ) -> EncodeReport | None:
     """Encode frames ``[start, stop)`` of ``input`` into the ``.nirv`` file ``output``.
 
+    ``model`` picks the network kind (``grid`` or ``siren``, :mod:`nirvana.kinds`);
+    ``patch_size`` applies to ``siren`` only and ``levels`` to ``grid`` only.
+
     ``device`` names one device or a comma-separated list (one worker each);
-    ``workers`` runs that many worker processes on a single named device. Under torchrun
+    ``workers`` runs that many worker processes on a single named device, each with
+    ``threads`` CPU threads (default: the cores shared out). The file is byte-identical for
+    any number of workers or ranks at the same ``threads``. Under torchrun
     every rank calls this; rank 0 writes the file and gets the report, the others None.
     ``reconstruction`` also writes the encoder's reconstruction there (lossless for
-    .mp4/.mkv/.mov): the frames a decoder of ``output`` will produce.
+    .mp4/.mkv/.mov): the frames a decoder of ``output`` will produce. ``fit_overrides`` sets
+    other :class:`~nirvana.config.FitConfig` fields and ``network_overrides`` other fields of
+    the kind's config (for experiments and ablations).
+    ``ignore_trailing_bytes`` lets a raw ``.yuv`` input end in a partial frame (dropped).
+
+    Every option, the output paths and the file the options describe are checked before any
+    fitting (:mod:`codec.options`); an InputError names the option or file at fault.
     """
     t0 = time.perf_counter()
-    where = placement(device, workers)
+    where = placement(device, workers, threads)
     writes = where.rank == 0
+    check_options(model=model, preset=preset, quality=quality, target_psnr=target_psnr,
+                  group_size=group_size, patch_size=patch_size, hidden=hidden, channels=channels,
+                  levels=levels, key_interval=key_interval, iterations=iterations,
+                  key_iterations=key_iterations, start=start, stop=stop, size=size, fps=fps, seed=seed)
     output = Path(output)
-    if writes and not output.parent.is_dir():
-        raise InputError(f"{output}: folder {output.parent} does not exist; create it first")
-    if writes and output.is_dir():
-        raise InputError(f"{output}: is a folder; give a file name such as clip.nirv")
-    if writes and stats_path is not None and not Path(stats_path).parent.is_dir():
-        raise InputError(f"{stats_path}: folder {Path(stats_path).parent} does not exist; create it first")
+    if writes:
+        check_outputs(input, output, stats_path, reconstruction)
     if reconstruction is not None and (where.world > 1 or len(where.devices) > 1):
         raise InputError("--recon needs a single worker; drop --workers/--device lists or --recon")
     try:
-        fit_cfg = fit_config(preset, quality, target_psnr=target_psnr, key_interval=key_interval,
-                             iterations=iterations, key_iterations=key_iterations, seed=seed)
+        fit_cfg = fit_config(preset, quality, kind=model, target_psnr=target_psnr,
+                             key_interval=key_interval, iterations=iterations,
+                             key_iterations=key_iterations, seed=seed, **(fit_overrides or {}))
     except ValueError as e:
         raise InputError(str(e)) from None
 
-    with open_video(input, size=size, fps=fps, start=start, stop=stop) as src:
+    with open_video(input, size=size, fps=fps, start=start, stop=stop,
+                    ignore_trailing_bytes=ignore_trailing_bytes) as src:
         info = src.info
         num_frames = info.num_frames
         if num_frames is None:
             num_frames = sum(1 for _ in src.frames())
     if num_frames == 0:
         raise InputError(f"{input}: no frames in the selected range; check --frames")
-    net_cfg = NetworkConfig.for_resolution(info.width, info.height, group_size=group_size,
-                                           patch_size=patch_size, hidden=hidden, channels=channels)
-    _check_network(net_cfg)
-    segments = plan_segments(num_frames, net_cfg.group_size, fit_cfg.key_interval)
-    jobs = [_Job(str(input), size, None if fps is None else Fraction(fps), start, seg, net_cfg,
-                 fit_cfg, reconstruction is not None) for seg in segments]
+    kind = KINDS[model]
+    group_size = group_size or kind.default_group_size(info.width, info.height)
+    if model == "siren":
+        net_cfg = kind.default_config(info.width, info.height, group_size=group_size,
+                                      patch_size=patch_size, hidden=hidden, channels=channels)
+    else:
+        net_cfg = kind.default_config(info.width, info.height, levels=levels, hidden=hidden,
+                                      channels=channels)
+    net_cfg = replace(net_cfg, **(network_overrides or {}))
+    header = Header(width=info.width, height=info.height, num_frames=num_frames,
+                    fps_num=info.fps.numerator, fps_den=info.fps.denominator, group_size=group_size,
+                    key_interval=fit_cfg.key_interval, num_groups=-(-num_frames // group_size), kind=model,
+                    network=net_cfg)
+    check_plan(input, header)
+    segments = plan_segments(num_frames, group_size, fit_cfg.key_interval)
+    jobs = [_Job(str(input), size, None if fps is None else Fraction(fps), start, seg, model,
+                 group_size, net_cfg, fit_cfg, reconstruction is not None, ignore_trailing_bytes)
+            for seg in segments]
     if not writes:  # a torchrun rank other than 0: fit its segments, rank 0 writes
         for _ in run_segments(_fit_segment, jobs, where):
             pass
@@ -241,7 +282,7 @@ def encode(
 
     groups: list[GroupStats] = []
     total_groups = segments[-1].first_group + segments[-1].num_groups
-    with (NirvWriter(output) as writer, _reconstruction_writer(reconstruction, info) as recon_out,
+    with (NirvWriter(output, header.size) as writer, _reconstruction_writer(reconstruction, info) as recon_out,
           progress_bar(total_groups, "group", progress) as bar):
         show_group, show_step = _bar_group(bar), _bar_step(bar)
         on_result = None if bar is None else (lambda chunk: [show_group(s) for _, s, _ in chunk])
@@ -253,21 +294,14 @@ def encode(
                 if recon_out is not None:
                     recon_out.write(recon)
         num_frames = sum(g.frames for g in groups)  # what was really read
-        header = Header(
-            width=info.width, height=info.height, num_frames=num_frames,
-            fps_num=info.fps.numerator, fps_den=info.fps.denominator,
-            group_size=net_cfg.group_size, patch_size=net_cfg.patch_size,
-            key_interval=fit_cfg.key_interval, hidden=net_cfg.hidden,
-            hidden_layers=net_cfg.hidden_layers, channels=net_cfg.channels, w0=net_cfg.w0,
-            num_groups=len(groups),
-        )
-        file_bytes = writer.close(header)
+        file_bytes = writer.close(replace(header, num_frames=num_frames, num_groups=len(groups)))
     frame_psnrs = [p for g in groups for p in g.frame_psnrs]
     report = EncodeReport(str(output), info.width, info.height, num_frames, float(info.fps),
                           file_bytes, float(np.mean(frame_psnrs)), time.perf_counter() - t0,
-                          asdict(net_cfg), asdict(fit_cfg), groups)
+                          {"kind": model, "group_size": group_size, **asdict(net_cfg)},
+                          asdict(fit_cfg), groups)
     if stats_path is not None:
-        Path(stats_path).write_text(json.dumps(report.to_json(), indent=1))
+        write_atomic(stats_path, json.dumps(report.to_json(), indent=1))
     return report
 
 
@@ -276,11 +310,6 @@ def _reconstruction_writer(path: PathLike | None, info) -> contextlib.AbstractCo
         return contextlib.nullcontext()
     lossless = Path(path).suffix.lower() in (".mp4", ".mkv", ".mov")
     return VideoWriter(path, info.width, info.height, info.fps, lossless=lossless)
-
-
-def _check_network(cfg: NetworkConfig) -> None:
-    if cfg.patch_size % 4 or cfg.channels % 4:
-        raise InputError(f"patch size {cfg.patch_size} and channels {cfg.channels} must be multiples of 4")
 
 
 def _bar_group(bar) -> Callable[[GroupStats], None] | None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from codec.errors import InputError
 from codec.metrics import SequenceMetrics
 from codec.video import VideoInfo, open_video
+from codec.video.source import require_regular_file
 
 PathLike = str | os.PathLike[str]
 
@@ -32,16 +33,19 @@ def evaluate(
     fps: float | Fraction | None = None,
     start: int = 0,
     stop: int | None = None,
-) -> dict[str, float | int | list[float]]:
+    ignore_trailing_bytes: bool = False,
+) -> dict[str, float | int | list[float] | None]:
     """Metrics of ``decoded`` against frames ``[start, stop)`` of ``reference``.
 
     ``start``/``stop`` select the reference frames that were encoded (as given to
     ``codec.encode``); the decoded video is compared from its first frame. ``size`` (width,
-    height) and ``fps`` are passed to both readers (raw ``.yuv`` inputs need the size).
-    Different frame sizes or frame counts raise :class:`~codec.errors.InputError`.
+    height), ``fps`` and ``ignore_trailing_bytes`` are passed to both readers (raw ``.yuv``
+    inputs need the size). Different frame sizes or frame counts raise
+    :class:`~codec.errors.InputError`.
 
-    Returns ``frames``, ``width``, ``height``, ``psnr_rgb``, ``psnr_yuv``, ``ms_ssim``,
-    ``psnr_rgb_per_frame`` and, with ``nirv``, ``file_bytes`` and ``bpp``.
+    Returns ``frames``, ``width``, ``height``, ``psnr_rgb``, ``psnr_yuv``, ``ms_ssim`` (None
+    for frames under 11x11, too small for its window), ``psnr_rgb_per_frame`` and, with
+    ``nirv``, ``file_bytes`` and ``bpp``.
 
     Example:
         >>> r = evaluate("out.mkv", "samples/carphone.mp4", nirv="c.nirv", stop=8)  # doctest: +SKIP
@@ -51,12 +55,14 @@ def evaluate(
     file_bytes = None
     if nirv is not None:
         nirv = Path(nirv)
-        if not nirv.is_file():
+        if not nirv.exists():
             raise InputError(f"{nirv}: no such .nirv file; check --nirv")
+        require_regular_file(nirv, "the .nirv file to --nirv")
         file_bytes = nirv.stat().st_size
     with (
-        open_video(reference, size=size, fps=fps, start=start, stop=stop) as ref,
-        open_video(decoded, size=size, fps=fps) as dec,
+        open_video(reference, size=size, fps=fps, start=start, stop=stop,
+                   ignore_trailing_bytes=ignore_trailing_bytes) as ref,
+        open_video(decoded, size=size, fps=fps, ignore_trailing_bytes=ignore_trailing_bytes) as dec,
     ):
         _check_same_shape(decoded, dec.info, reference, ref.info)
         metrics = SequenceMetrics()
@@ -68,7 +74,7 @@ def evaluate(
             metrics.update(ref_frame, dec_frame)
         width, height = ref.info.width, ref.info.height
     if metrics.frames == 0:
-        raise InputError(f"{reference}: no frames in the selected range; check --start/--stop")
+        raise InputError(f"{reference}: no frames in the selected range; check --frames")
     result = {"width": width, "height": height, **metrics.result()}
     if file_bytes is not None:
         result["file_bytes"] = file_bytes
@@ -96,5 +102,5 @@ def _count_error(
     """The one-line frame-count mismatch error (counts may be ints or 'more than N')."""
     return InputError(
         f"{decoded} has {decoded_frames} frames but the selected range of {reference} has "
-        f"{reference_frames}; pass the same --start/--stop used for encoding"
+        f"{reference_frames}; pass the same --frames used for encoding"
     )

@@ -18,7 +18,8 @@ Conventions (the ones the learned-video-coding literature reports):
   Negative contrast-structure terms are clamped to 0. Frames too small for five scales (the
   coarsest scale must still be at least 11 pixels on its short side, i.e. a short side of
   176 or more) use as many scales as fit, with the leading weights renormalised to sum to 1;
-  176x144 (QCIF) therefore uses 4 scales.
+  176x144 (QCIF) therefore uses 4 scales. Frames under 11x11 have no MS-SSIM:
+  :func:`ms_ssim` raises ValueError and :class:`SequenceMetrics` reports ``None``.
 """
 
 from __future__ import annotations
@@ -204,12 +205,14 @@ class SequenceMetrics:
         """Add one frame pair ``(H, W, 3)`` or a batch of pairs ``(N, H, W, 3)`` (uint8 RGB)."""
         self._psnr_rgb.extend(psnr_rgb(ref, test).tolist())
         self._psnr_yuv.extend(psnr_yuv(ref, test).tolist())
-        self._ms_ssim.extend(ms_ssim(ref, test).tolist())
+        if min(np.shape(ref)[-3:-1]) >= _WINDOW:
+            self._ms_ssim.extend(ms_ssim(ref, test).tolist())
 
-    def result(self) -> dict[str, float | int | list[float]]:
+    def result(self) -> dict[str, float | int | list[float] | None]:
         """Means over frames plus the per-frame RGB PSNR list.
 
-        Keys: ``frames``, ``psnr_rgb``, ``psnr_yuv``, ``ms_ssim`` and ``psnr_rgb_per_frame``.
+        Keys: ``frames``, ``psnr_rgb``, ``psnr_yuv``, ``ms_ssim`` (None for frames under
+        11x11) and ``psnr_rgb_per_frame``.
         """
         if not self._psnr_rgb:
             raise ValueError("no frames were added")
@@ -217,6 +220,6 @@ class SequenceMetrics:
             "frames": self.frames,
             "psnr_rgb": float(np.mean(self._psnr_rgb)),
             "psnr_yuv": float(np.mean(self._psnr_yuv)),
-            "ms_ssim": float(np.mean(self._ms_ssim)),
+            "ms_ssim": float(np.mean(self._ms_ssim)) if self._ms_ssim else None,
             "psnr_rgb_per_frame": list(self._psnr_rgb),
         }

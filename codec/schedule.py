@@ -32,10 +32,18 @@ class Placement:
     devices: tuple[str, ...]  # one per local worker
     rank: int = 0
     world: int = 1
+    fixed_threads: int | None = None  # --threads
 
     @property
     def threads(self) -> int:
-        """CPU threads per worker, so the workers of one machine share its cores."""
+        """CPU threads per worker: ``--threads``, or the machine's cores shared by its workers.
+
+        Float sums over many values depend on how many threads split them, so a fit's exact
+        result (and the file) depends on this count: a file is byte-identical for any number
+        of workers or ranks at the same thread count.
+        """
+        if self.fixed_threads is not None:
+            return self.fixed_threads
         local = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) * len(self.devices)
         return max(1, len(os.sched_getaffinity(0)) // local)
 
@@ -67,7 +75,7 @@ def configure_device(device: str) -> None:
         torch.backends.cuda.matmul.allow_tf32 = False
 
 
-def placement(device: str, workers: int) -> Placement:
+def placement(device: str, workers: int, threads: int | None = None) -> Placement:
     """Parse ``--device``/``--workers`` and the torchrun environment.
 
     >>> placement("cpu", 2).devices
@@ -80,14 +88,16 @@ def placement(device: str, workers: int) -> Placement:
         check_device(name)
     if workers < 1:
         raise InputError(f"--workers {workers}: must be at least 1")
+    if threads is not None and not 1 <= threads <= 1024:
+        raise InputError(f"--threads {threads}: must be between 1 and 1024")
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1:
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         dev = f"cuda:{local_rank}" if names[0].startswith("cuda") else "cpu"
-        return Placement((dev,), int(os.environ["RANK"]), world)
+        return Placement((dev,), int(os.environ["RANK"]), world, threads)
     if len(names) == 1:
         names = names * workers
-    return Placement(tuple(names))
+    return Placement(tuple(names), fixed_threads=threads)
 
 
 def run_segments(fit: Callable[..., Any], jobs: Sequence, where: Placement,

@@ -9,19 +9,46 @@ paper's 2.4 M weights per group are meant for 1080p and swamp small videos with 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+
+def spec(fmt: str, lo: float, hi: float, default: Any, multiple_of: int = 1) -> Any:
+    """A config field carrying its little-endian struct format and inclusive bounds, so that
+    packing, parsing and validation all walk one declaration."""
+    return field(default=default, metadata={"fmt": fmt, "lo": lo, "hi": hi, "multiple_of": multiple_of})
+
+
+def range_problem(cfg: Any) -> str | None:
+    """The first field of ``cfg`` outside its :func:`spec` bounds, as a sentence; None if all fit."""
+    for f in fields(cfg):
+        value, meta = getattr(cfg, f.name), f.metadata
+        if "lo" not in meta:
+            continue
+        if not meta["lo"] <= value <= meta["hi"]:  # also rejects NaN
+            return f"field {f.name}={value} is outside {meta['lo']}..{meta['hi']}"
+        if meta["multiple_of"] > 1 and value % meta["multiple_of"]:
+            return f"field {f.name}={value} is not a multiple of {meta['multiple_of']}"
+    return None
+
+
+def check_ranges(cfg: Any) -> None:
+    """Raise ValueError naming the first field of ``cfg`` outside its bounds."""
+    problem = range_problem(cfg)
+    if problem:
+        raise ValueError(f"{type(cfg).__name__} {problem}")
 
 
 @dataclass(frozen=True)
 class NetworkConfig:
-    """Shape of one group's network (DESIGN.md §1)."""
+    """Shape of one group's ``siren`` network (docs/ARCHITECTURE.md, "Network kinds")."""
 
-    group_size: int = 3  # G: frames rendered by one network
-    patch_size: int = 32  # P: patch side in pixels (multiple of 4)
-    hidden: int = 512  # width of the SIREN stem
-    hidden_layers: int = 2  # sine layers before the last stem layer
-    channels: int = 16  # C: feature channels per frame at P/2 × P/2
-    w0: float = 30.0  # SIREN frequency
+    group_size: int = spec("B", 1, 16, 3)  # G: frames rendered by one network (in the common header)
+    patch_size: int = spec("H", 4, 256, 32, multiple_of=4)  # P: patch side in pixels
+    hidden: int = spec("H", 1, 4096, 512)  # width of the SIREN stem
+    hidden_layers: int = spec("B", 1, 8, 2)  # sine layers before the last stem layer
+    channels: int = spec("H", 4, 256, 16, multiple_of=4)  # C: feature channels per frame at P/2 × P/2
+    w0: float = spec("f", 1e-6, 1e6, 30.0)  # SIREN frequency
 
     @property
     def feature_size(self) -> int:
@@ -66,16 +93,34 @@ class FitConfig:
     target_psnr: float | None = None  # stop a group once it reaches this
     patience: int = 60  # stop after this many iterations without a 0.02 dB gain
     init_bits: int = 6  # initial step = init range / 2**(init_bits-1)
+    noise_fraction: float = 0.0  # share of each budget trained with noise instead of rounding
+    schedule: str = "constant"  # learning rate: "constant" or "cosine" (down to lr / 20)
     cut_histogram: float = 0.25  # colour-histogram change (0..1) that may be a scene cut ...
     cut_db: float = 0.0  # ... if the warm start is also less than this (dB) above a flat image
     key_interval: int = 20  # a key group every this many groups (2 s at 30 fps with G=3)
+    residual_coding: bool = True  # code tensors against the previous group where smaller (ablation)
+    carry_time: bool = True  # grid: warm start from, and predict from, the last time slot (ablation)
     seed: int = 0
 
 
-PRESETS: dict[str, dict] = {
-    "fast": dict(key_iterations=250, iterations=80, patience=30),
-    "medium": dict(key_iterations=600, iterations=200, patience=60),
-    "slow": dict(key_iterations=1500, iterations=500, patience=150),
+# Budgets per network kind. The grid kind trains with noise for the first half of each budget,
+# then straight-through rounding, under a cosine learning rate (so it does not stop early).
+PRESETS: dict[str, dict[str, dict]] = {
+    "siren": {
+        "fast": dict(key_iterations=250, iterations=80, patience=30),
+        "medium": dict(key_iterations=600, iterations=200, patience=60),
+        "slow": dict(key_iterations=1500, iterations=500, patience=150),
+    },
+    "grid": {
+        "fast": dict(key_iterations=300, iterations=100),
+        "medium": dict(key_iterations=800, iterations=300),
+        "slow": dict(key_iterations=2000, iterations=800),
+    },
+}
+KIND_DEFAULTS: dict[str, dict] = {
+    "siren": {},
+    "grid": dict(lr=0.01, residual_lr=0.005, step_lr=0.01, noise_fraction=0.5, schedule="cosine",
+                 patience=10**9),
 }
 
 
@@ -90,11 +135,13 @@ def quality_to_lambda(quality: float) -> float:
     return 0.004 * 2.0 ** (5.0 - quality)
 
 
-def fit_config(preset: str = "medium", quality: float | None = None, **overrides) -> FitConfig:
-    """A FitConfig from a preset name, a quality and explicit overrides (None = keep)."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    cfg = replace(FitConfig(), **PRESETS[preset])
+def fit_config(preset: str = "medium", quality: float | None = None, kind: str = "siren",
+               **overrides) -> FitConfig:
+    """A FitConfig for a network kind from a preset name, a quality and explicit overrides
+    (None = keep)."""
+    if preset not in PRESETS[kind]:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS[kind])}")
+    cfg = replace(FitConfig(), **KIND_DEFAULTS[kind], **PRESETS[kind][preset])
     if quality is not None:
         cfg = replace(cfg, rate_lambda=quality_to_lambda(quality))
     return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})

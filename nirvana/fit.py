@@ -1,12 +1,15 @@
 """Fitting one network per frame group, each warm-started from the previous one.
 
-The whole loop is here, top to bottom: a key group starts from a fresh network (seeded by
-its group index, so segments can be fitted anywhere, in any order) with the key budget and
-learnable quantization steps; every other group continues from the previous group's
-network and Adam state with the steps frozen, so that its integers can be coded as
-residuals. Each iteration renders all patches with straight-through rounded weights and
-minimises ``MSE + λ · bits-per-pixel``. A group stops at its budget, at the target PSNR,
-or when it stops improving; the best state seen is what gets coded.
+The whole loop is here, top to bottom, for every network kind (:mod:`nirvana.kinds` makes
+the model): a key group starts from a fresh network (seeded by its group index, so segments
+can be fitted anywhere, in any order) with the key budget and learnable quantization steps;
+every other group continues from the previous group's network and Adam state with the steps
+frozen, so that its integers can be coded as residuals. Each iteration renders the group
+and minimises ``MSE + λ · bits-per-pixel``. The first ``noise_fraction`` of a budget
+replaces rounding by uniform noise (smooth gradients); the rest rounds straight-through,
+so what is coded is what was trained. The learning rate is constant or follows a cosine
+down to a twentieth. A group stops at its budget, at the target PSNR, or when it stops
+improving; the best rounded state seen is what gets coded.
 """
 
 from __future__ import annotations
@@ -18,12 +21,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .config import FitConfig, NetworkConfig
-from .model import NirvanaNet
+from .config import FitConfig
+from .kinds import Kind
 from .network import weights_from_integers
-from .patches import PatchGrid
 from .rate import coded_bits
-from .render import render_frames, to_uint8
+from .render import to_uint8
 
 
 @dataclass
@@ -56,29 +58,32 @@ def colour_histogram(frames: torch.Tensor, bins: int = 16) -> torch.Tensor:
 class GroupFitter:
     """Fits groups in order, carrying the network and optimizer from one to the next.
 
-    >>> fitter = GroupFitter(NetworkConfig(patch_size=8, hidden=16, channels=4),
+    >>> from nirvana.config import NetworkConfig
+    >>> from nirvana.kinds import KINDS
+    >>> fitter = GroupFitter(KINDS["siren"], NetworkConfig(patch_size=8, hidden=16, channels=4),
     ...                      FitConfig(key_iterations=5, min_iterations=5), 8, 8)
     >>> fit = fitter.fit(torch.rand(3, 3, 8, 8), key=True, group_index=0)
     >>> fit.reconstruction.shape, fit.iterations
     (torch.Size([3, 3, 8, 8]), 5)
     """
 
-    def __init__(self, net_cfg: NetworkConfig, fit_cfg: FitConfig, height: int, width: int,
-                 device: torch.device | str = "cpu"):
+    def __init__(self, kind: Kind, net_cfg, fit_cfg: FitConfig, height: int, width: int,
+                 device: torch.device | str = "cpu", group_size: int | None = None):
+        self.kind = kind
         self.net_cfg = net_cfg
         self.fit_cfg = fit_cfg
+        self.group_size = group_size or net_cfg.group_size
+        self.height, self.width = height, width
         self.device = torch.device(device)
-        self.grid = PatchGrid(height, width, net_cfg.patch_size)
-        self.coords = self.grid.centres().to(self.device)
-        self.mask = self.grid.valid_mask().to(self.device)
-        self.net: NirvanaNet | None = None
+        self.net: torch.nn.Module | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.previous: torch.Tensor | None = None  # flat latents of the last group
         self.last_histogram: torch.Tensor | None = None
 
     def _start_key_group(self, group_index: int) -> None:
         gen = torch.Generator().manual_seed(self.fit_cfg.seed * 1_000_003 + group_index)
-        self.net = NirvanaNet(self.net_cfg, gen, self.fit_cfg.init_bits).to(self.device)
+        self.net = self.kind.make_model(self.net_cfg, self.group_size, self.height, self.width, gen,
+                                        self.fit_cfg.init_bits).to(self.device)
         self.optimizer = torch.optim.Adam([
             {"params": self.net.weight_parameters(), "lr": self.fit_cfg.lr},
             {"params": self.net.step_parameters(), "lr": self.fit_cfg.step_lr},
@@ -106,48 +111,72 @@ class GroupFitter:
             if changed:
                 flat = target.mean(dim=(2, 3), keepdim=True)
                 cut_below = psnr_from_mse(float(((target - flat) ** 2).mean())) + cfg.cut_db
-            fit = self._run(target, cfg.iterations, progress, cut_below=cut_below)
+            fit = self._run(target, cfg.iterations, progress, group_index, cut_below=cut_below)
             if fit is not None:
                 return fit
         self._start_key_group(group_index)
-        return self._run(target, cfg.key_iterations, progress, cut_below=None)
+        return self._run(target, cfg.key_iterations, progress, group_index, cut_below=None)
 
-    def _run(self, frames: torch.Tensor, budget: int, progress, cut_below: float | None) -> GroupFit | None:
+    def _run(self, frames: torch.Tensor, budget: int, progress, group_index: int,
+             cut_below: float | None) -> GroupFit | None:
         """The training loop of one group; None if it turned out to be a scene cut."""
         cfg = self.fit_cfg
         net, opt, previous = self.net, self.optimizer, self.previous
+        if not cfg.residual_coding:
+            previous = None
+        references = [] if previous is None else [previous]
+        if previous is not None and cfg.carry_time and hasattr(net, "carry"):
+            # start from the previous group's last time slot (the nearest in time) and let
+            # the coder also predict from it (payload mode CARRIED)
+            with torch.no_grad():
+                net.quant.weight.copy_(net.carry(net.quant.weight))
+            references.append(net.carry(previous))
         opt.param_groups[1]["lr"] = cfg.step_lr if previous is None else 0.0
         # Warm-started groups take small steps: every flipped integer is a coded residual.
-        opt.param_groups[0]["lr"] = cfg.lr if previous is None else cfg.residual_lr
+        base_lr = cfg.lr if previous is None else cfg.residual_lr
+        step_lr = opt.param_groups[1]["lr"]
         n = frames.shape[0]
-        target = self.grid.to_patches(frames)  # (N, n, 3, P, P)
-        mask = self.mask
-        valid = float(mask.sum()) * n * 3
-        pixels = self.grid.height * self.grid.width * n
+        target = net.prepare(frames)
+        mask = torch.ones((), device=self.device) if net.mask is None else net.mask
+        valid = float(torch.broadcast_to(mask, target.shape).sum())  # real pixels × channels
+        pixels = self.height * self.width * n
+        noisy = int(budget * cfg.noise_fraction)
+        noise = torch.Generator(device=self.device).manual_seed(cfg.seed * 1_000_003 + group_index)
+
+        if cut_below is not None:  # how well the untouched warm start renders this group
+            with torch.no_grad():
+                out, _ = net.predict()
+                if psnr_from_mse(float(((_first(out, n) - target) ** 2 * mask).sum() / valid)) < cut_below:
+                    return None
 
         best_loss, best_state, best_at = math.inf, None, 0
         best_psnr, last_gain = -math.inf, 0
         it = 0
         while it < budget:
             it += 1
-            out, symbols = net(self.coords)
-            mse = ((out[:, :n] - target) ** 2 * mask).sum() / valid
-            loss = mse + cfg.rate_lambda * coded_bits(symbols, net.sizes, previous) / pixels
+            scale = 1.0 if cfg.schedule == "constant" else 0.05 + 0.475 * (1 + math.cos(math.pi * (it - 1) / budget))
+            opt.param_groups[0]["lr"], opt.param_groups[1]["lr"] = base_lr * scale, step_lr * scale
+            out, symbols = net.predict(noise if it <= noisy else None)
+            mse = ((_first(out, n) - target) ** 2 * mask).sum() / valid
+            loss = mse + cfg.rate_lambda * coded_bits(symbols, net.sizes, references) / pixels
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
+            if it <= noisy:  # the noisy loss is not the coded one: no best state, no stopping
+                opt.step()
+                if progress is not None:
+                    progress(it, psnr_from_mse(float(mse.detach())))
+                continue
 
             value, mse_value = torch.stack([loss.detach(), mse.detach()]).tolist()  # one sync
             psnr = psnr_from_mse(mse_value)
-            if value < best_loss:
+            if value < best_loss:  # keep the state that scored this loss, before its update
                 best_loss, best_at = value, it
                 best_state = [p.detach().clone() for p in net.parameters()]
+            opt.step()
             if psnr > best_psnr + 0.02:
                 best_psnr, last_gain = psnr, it
             if progress is not None:
                 progress(it, psnr)
-            if it == 1 and cut_below is not None and psnr < cut_below:
-                return None  # the MSE of iteration 1 is that of the untouched warm start
             if it >= cfg.min_iterations:
                 if cfg.target_psnr is not None and psnr >= cfg.target_psnr:
                     break
@@ -158,11 +187,17 @@ class GroupFitter:
             for p, saved in zip(net.parameters(), best_state):
                 p.copy_(saved)
             latents, steps = net.integer_latents(), net.steps()  # what the file will hold
-            recon = render_frames(weights_from_integers(latents, steps, self.device), self.grid,
-                                  self.net_cfg, n)
+            tensors = weights_from_integers(latents, steps, self.device)
+            recon = self.kind.render_groups([tensors], self.net_cfg, self.group_size, self.height,
+                                            self.width)[0, :n]
             err = (to_uint8(recon).float() - torch.round(frames * 255)) / 255
             frame_psnrs = [psnr_from_mse(float(e)) for e in (err ** 2).mean(dim=(1, 2, 3))]
             ints = net.quant.flat_integers()
-            est = float(coded_bits(ints, net.sizes, previous))
+            est = float(coded_bits(ints, net.sizes, references))
         self.previous = ints
         return GroupFit(previous is None, latents, steps, recon, frame_psnrs, it, est)
+
+
+def _first(pred: torch.Tensor, n: int) -> torch.Tensor:
+    """The first ``n`` frames of a prediction in patches ``(N, G, ...)`` or frames ``(G, ...)``."""
+    return pred[:, :n] if pred.dim() == 5 else pred[:n]

@@ -13,6 +13,7 @@ from torch import nn
 
 from .config import NetworkConfig
 from .network import render, tensor_shapes
+from .patches import PatchGrid
 from .quant import QuantizedTensors
 
 
@@ -60,6 +61,22 @@ class NirvanaNet(nn.Module):
         symbols, weights = self.quant()
         return render([w[None] for w in weights], coords, self.cfg)[0], symbols
 
+    def attach(self, grid: PatchGrid) -> NirvanaNet:
+        """Fix the frame tiling that :meth:`prepare` and :meth:`predict` use (the fitter's API)."""
+        self.grid = grid
+        self.register_buffer("coords", grid.centres(), persistent=False)
+        self.register_buffer("mask", grid.valid_mask(), persistent=False)
+        return self
+
+    def prepare(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(n, 3, H, W)`` frames → the training target ``(N, n, 3, P, P)`` in patches."""
+        return self.grid.to_patches(frames)
+
+    def predict(self, noise: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every patch ``(N, G, 3, P, P)`` and the flat latents (for the rate term)."""
+        symbols, weights = self.quant(noise)
+        return render([w[None] for w in weights], self.coords, self.cfg)[0], symbols
+
     def exact_weights(self) -> list[torch.Tensor]:
         """Weights exactly as a decoder rebuilds them from the file."""
         return self.quant.exact()
@@ -75,3 +92,10 @@ class NirvanaNet(nn.Module):
 
     def step_parameters(self) -> list[nn.Parameter]:
         return [self.quant.log_step]
+
+
+def siren_model(cfg: NetworkConfig, group_size: int, height: int, width: int,
+                generator: torch.Generator, init_bits: int = 8) -> NirvanaNet:
+    """The ``siren`` kind's trainable model for ``height × width`` frames (the registry's trainer)."""
+    cfg = NetworkConfig(group_size, cfg.patch_size, cfg.hidden, cfg.hidden_layers, cfg.channels, cfg.w0)
+    return NirvanaNet(cfg, generator, init_bits).attach(PatchGrid(height, width, cfg.patch_size))

@@ -1,4 +1,4 @@
-"""The NIRVANA network of one frame group (DESIGN.md §1).
+"""The NIRVANA (``siren``) network of one frame group (docs/ARCHITECTURE.md, "Network kinds").
 
 A patch's centre coordinate (x, y) goes through a SIREN stem to a C×(P/2)×(P/2) feature
 map; a fixed sinusoidal encoding of each frame index is added, giving G stacked copies; two

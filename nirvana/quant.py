@@ -50,11 +50,17 @@ class QuantizedTensors(nn.Module):
         steps = torch.exp(self.log_step)
         return torch.cat([s.expand(n) for s, n in zip(steps.unbind(), self.sizes)])
 
-    def forward(self) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward(self, noise: torch.Generator | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The flat latents (integer values, straight-through gradients) and the dequantized
-        tensors in their shapes."""
+        tensors in their shapes. Given a ``noise`` generator (on the weights' device), rounding
+        is replaced by its training proxy, uniform noise in [-½, ½) steps: smooth gradients
+        early in training, reproducible from the generator's seed."""
         steps = self.element_steps()
-        symbols = round_ste(self.weight / steps)
+        scaled = self.weight / steps
+        if noise is not None:
+            symbols = scaled + (torch.rand(scaled.shape, generator=noise, device=scaled.device) - 0.5)
+        else:
+            symbols = round_ste(scaled)
         return symbols, self.split(symbols * steps)
 
     def split(self, flat: torch.Tensor) -> list[torch.Tensor]:

@@ -44,10 +44,12 @@ def laplace_bits(symbols: torch.Tensor, sizes: Sequence[int] | None = None) -> t
             + (total - 0.5 * nonzero) / scale * LOG2E)
 
 
-def coded_bits(symbols: torch.Tensor, sizes: Sequence[int], previous: torch.Tensor | None) -> torch.Tensor:
-    """Total bits of the flat tensors as they will be coded: per tensor, the cheaper of intra
-    and the residual against ``previous`` (the previous group's flat latents), if given."""
-    intra = laplace_bits(symbols, sizes)
-    if previous is None:
-        return intra.sum()
-    return torch.minimum(intra, laplace_bits(symbols - previous, sizes)).sum()
+def coded_bits(symbols: torch.Tensor, sizes: Sequence[int],
+               references: Sequence[torch.Tensor] = ()) -> torch.Tensor:
+    """Total bits of the flat tensors as they will be coded: per tensor, the cheapest of intra
+    and the residual against each of ``references`` (flat predictions from the previous
+    group: its latents, and for the grid kind also its latents carried forward in time)."""
+    bits = laplace_bits(symbols, sizes)
+    for reference in references:
+        bits = torch.minimum(bits, laplace_bits(symbols - reference, sizes))
+    return bits.sum()

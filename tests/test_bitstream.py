@@ -9,8 +9,10 @@ import pytest
 
 from codec.bitstream import GroupPayload, Header, NirvReader, NirvWriter, pack_group, unpack_group
 from codec.bitstream import container, header
-from codec.bitstream.group import INTRA, RESIDUAL
+from codec.bitstream.group import _TENSOR, CARRIED, INTRA, RESIDUAL
 from codec.errors import BitstreamError
+from nirvana.config import NetworkConfig
+from nirvana.grid import GridConfig
 
 RNG = np.random.default_rng(99)
 SHAPES = [(32, 2), (32,), (48, 32), (48,), (3, 6, 3, 3)]
@@ -22,14 +24,12 @@ HEADER = Header(
     fps_num=30000,
     fps_den=1001,
     group_size=3,
-    patch_size=32,
     key_interval=2,
-    hidden=32,
-    hidden_layers=2,
-    channels=16,
-    w0=30.0,
     num_groups=3,
+    kind="siren",
+    network=NetworkConfig(group_size=3, patch_size=32, hidden=32, hidden_layers=2, channels=16, w0=30.0),
 )
+GRID_HEADER = dataclasses.replace(HEADER, kind="grid", network=GridConfig(levels=5, hidden=12))
 
 
 def random_latents(scale: float = 3.0) -> list[np.ndarray]:
@@ -44,10 +44,21 @@ def make_group(is_key: bool, latents: list[np.ndarray], num_frames: int = 3) -> 
 # ----------------------------------------------------------------------------- header
 
 
-def test_header_round_trip():
-    data = HEADER.pack()
-    assert len(data) == header.SIZE == 38
-    assert Header.unpack(data) == HEADER
+@pytest.mark.parametrize("h", [HEADER, GRID_HEADER])
+def test_header_round_trip(h):
+    data = h.pack()
+    assert len(data) == h.size
+    assert Header.unpack(data) == h
+
+
+def _raw(h: Header, network_bytes: bytes | None = None, code: int | None = None) -> bytes:
+    """A version-2 record packed without validation (to test the reader's checks)."""
+    from nirvana.kinds import KINDS
+
+    kind = KINDS[h.kind]
+    common = header._COMMON.pack(*(getattr(h, name) for name in header._COMMON_FIELDS))
+    block = kind.pack_config(h.network) if network_bytes is None else network_bytes
+    return common + header._KIND.pack(kind.code if code is None else code, len(block)) + block
 
 
 @pytest.mark.parametrize(
@@ -57,12 +68,7 @@ def test_header_round_trip():
         {"height": 16385},
         {"num_frames": 10**7 + 1},
         {"fps_den": 0},
-        {"group_size": 17},
-        {"patch_size": 30},
-        {"channels": 260},
-        {"hidden_layers": 0},
-        {"w0": float("nan")},
-        {"w0": -1.0},
+        {"group_size": 65},
         {"num_groups": 4},
     ],
 )
@@ -70,14 +76,44 @@ def test_header_rejects_bad_field(change):
     bad = dataclasses.replace(HEADER, **change)
     with pytest.raises(ValueError):
         bad.pack()
-    raw = header._STRUCT.pack(*dataclasses.astuple(bad))
     with pytest.raises(BitstreamError, match=next(iter(change))):
-        Header.unpack(raw)
+        Header.unpack(_raw(bad))
+
+
+@pytest.mark.parametrize(
+    "h, change",
+    [
+        (HEADER, {"patch_size": 30}),
+        (HEADER, {"channels": 260}),
+        (HEADER, {"hidden_layers": 0}),
+        (HEADER, {"w0": float("nan")}),
+        (HEADER, {"w0": -1.0}),
+        (GRID_HEADER, {"levels": 0}),
+        (GRID_HEADER, {"levels": 11}),
+        (GRID_HEADER, {"hidden": 65}),
+        (GRID_HEADER, {"halve_time": 9}),
+    ],
+)
+def test_header_rejects_bad_network_field(h, change):
+    bad = dataclasses.replace(h, network=dataclasses.replace(h.network, **change))
+    with pytest.raises(ValueError, match=next(iter(change))):
+        bad.pack()
+    with pytest.raises(BitstreamError, match=f"{h.kind} config.*{next(iter(change))}"):
+        Header.unpack(_raw(bad))
+
+
+def test_header_rejects_unknown_kind_and_bad_block():
+    with pytest.raises(BitstreamError, match="kind: unknown network kind 7"):
+        Header.unpack(_raw(GRID_HEADER, code=7))
+    with pytest.raises(BitstreamError, match="grid config.*bytes"):
+        Header.unpack(_raw(GRID_HEADER, network_bytes=b"\x01\x02"))
+    with pytest.raises(BitstreamError, match="config_length"):
+        Header.unpack(GRID_HEADER.pack()[:-1])
 
 
 def test_header_rejects_wrong_length():
     with pytest.raises(BitstreamError):
-        Header.unpack(HEADER.pack()[:-1])
+        Header.unpack(HEADER.pack()[:5])
 
 
 # ----------------------------------------------------------------------------- group
@@ -111,6 +147,24 @@ def test_residual_group_chooses_mode_per_tensor():
     assert len(data) < len(pack_group(make_group(False, latents), None))
 
 
+def test_carried_mode_predicts_from_the_last_slot():
+    prev = random_latents(scale=20.0)
+    latents = [np.ascontiguousarray(np.broadcast_to(p[:, -1:], p.shape)) if p.ndim >= 2 else p
+               for p in prev]
+    latents[0] = latents[0] + 1  # residual vs the carried slot is a constant: nearly free
+    g = make_group(False, latents)
+    data = pack_group(g, prev)
+    assert g.modes == [CARRIED, RESIDUAL, CARRIED, RESIDUAL, CARRIED]
+    out = unpack_group(data, SHAPES, prev)
+    for a, b in zip(out.latents, latents):
+        np.testing.assert_array_equal(a, b)
+    # a one-dimensional tensor has no time axis to carry: refused as damage
+    bad = bytearray(data)
+    bad[12 + _TENSOR.size] = CARRIED  # tensor 1's mode byte (after the 12-byte group head)
+    with pytest.raises(BitstreamError, match="tensor 1 .*carried"):
+        unpack_group(bytes(bad), SHAPES, prev)
+
+
 def test_group_errors():
     prev = random_latents(scale=20.0)
     data = pack_group(make_group(False, [p + 1 for p in prev]), prev)
@@ -135,7 +189,7 @@ def test_group_errors():
 
 def write_file(path, corrupt_header: Header | None = None) -> list[bytes]:
     payloads = [b"key zero" * 10, b"delta one" * 7, b"key two" * 3]
-    with NirvWriter(path) as w:
+    with NirvWriter(path, HEADER.size) as w:
         for i, p in enumerate(payloads):
             w.add_group(p, is_key=i != 1)
         size = w.close(corrupt_header or HEADER)
@@ -164,7 +218,7 @@ def test_read_payload_end_to_end(tmp_path):
     path = tmp_path / "net.nirv"
     h = dataclasses.replace(HEADER, num_frames=5, group_size=3, num_groups=2)
     first, second = random_latents(), random_latents()
-    with NirvWriter(path) as w:
+    with NirvWriter(path, HEADER.size) as w:
         w.add_group(pack_group(make_group(True, first), None), is_key=True)
         w.add_group(pack_group(make_group(False, second, num_frames=2), first), is_key=False)
         w.close(h)
@@ -181,7 +235,7 @@ def test_flipped_chunk_byte_fails_crc(tmp_path):
     path = tmp_path / "x.nirv"
     write_file(path)
     data = bytearray(path.read_bytes())
-    data[container.PRELUDE_SIZE + 8 + 80 + 8 + 5] ^= 0x10  # inside group 1's payload
+    data[container.prelude_size(HEADER.size) + 8 + 80 + 8 + 5] ^= 0x10  # inside group 1's payload
     path.write_bytes(bytes(data))
     with NirvReader(path) as r:
         assert r.read_group(0)
@@ -193,7 +247,7 @@ def test_truncated_file(tmp_path):
     path = tmp_path / "cut.nirv"
     write_file(path)
     data = path.read_bytes()
-    for n in (0, 3, 20, container.PRELUDE_SIZE + 30, len(data) - 1):
+    for n in (0, 3, 20, container.prelude_size(HEADER.size) + 30, len(data) - 1):
         path.write_bytes(data[:n])
         with pytest.raises(BitstreamError, match="cut.nirv"):
             NirvReader(path)
@@ -206,8 +260,8 @@ def test_bad_magic_and_newer_version(tmp_path):
     path.write_bytes(b"RIFF" + data[4:])
     with pytest.raises(BitstreamError, match=r"x\.nirv: not a NIRVANA file \(bad magic\)"):
         NirvReader(path)
-    path.write_bytes(data[:4] + struct.pack("<H", 2) + data[6:])
-    with pytest.raises(BitstreamError, match="version 2.*upgrade"):
+    path.write_bytes(data[:4] + struct.pack("<H", 3) + data[6:])
+    with pytest.raises(BitstreamError, match="version 3.*upgrade"):
         NirvReader(path)
 
 
@@ -234,11 +288,11 @@ def test_every_single_byte_flip_is_caught(tmp_path):
 def test_interrupted_write_leaves_nothing(tmp_path):
     path = tmp_path / "out.nirv"
     with pytest.raises(RuntimeError):
-        with NirvWriter(path) as w:
+        with NirvWriter(path, HEADER.size) as w:
             w.add_group(b"abc", is_key=True)
             raise RuntimeError("encoder crashed")
     assert os.listdir(tmp_path) == []
-    with NirvWriter(path) as w:  # leaving without close() also discards the file
+    with NirvWriter(path, HEADER.size) as w:  # leaving without close() also discards the file
         w.add_group(b"abc", is_key=True)
     assert os.listdir(tmp_path) == []
 
@@ -246,10 +300,10 @@ def test_interrupted_write_leaves_nothing(tmp_path):
 def test_writer_refuses_inconsistent_files(tmp_path):
     path = tmp_path / "out.nirv"
     with pytest.raises(ValueError, match="key"):
-        with NirvWriter(path) as w:
+        with NirvWriter(path, HEADER.size) as w:
             w.add_group(b"abc", is_key=False)
     with pytest.raises(ValueError, match="groups"):
-        with NirvWriter(path) as w:
+        with NirvWriter(path, HEADER.size) as w:
             w.add_group(b"abc", is_key=True)
             w.close(HEADER)  # the header says 3 groups
     assert os.listdir(tmp_path) == []

@@ -45,15 +45,17 @@ def test_unreadable_nirv(tmp_path):
 
 
 def test_damaged_nirv_chunk_is_caught(tmp_path):
-    from codec.bitstream.container import PRELUDE_SIZE
+    from codec.bitstream import NirvReader
 
     runner = CliRunner()
     good = tmp_path / "g.nirv"
     r = runner.invoke(main, ["encode", str(CARPHONE), "-o", str(good), "--frames", "0:3",
                              "--key-iterations", "5", "-q"])
     assert r.exit_code == 0, r.output
+    with NirvReader(good) as reader:
+        first_chunk = reader.prelude_size
     data = bytearray(good.read_bytes())
-    data[PRELUDE_SIZE + 8 + 20] ^= 0xFF  # inside group 0's payload, past its length and CRC
+    data[first_chunk + 8 + 20] ^= 0xFF  # inside group 0's payload, past its length and CRC
     bad = tmp_path / "bad.nirv"
     bad.write_bytes(bytes(data))
     fails("decode", str(bad), "-o", str(tmp_path / "out.mkv"), expect="CRC32")

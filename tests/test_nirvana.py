@@ -9,6 +9,7 @@ import torch
 from codec.entropy import encode_ints
 from nirvana.config import FitConfig, NetworkConfig, fit_config, quality_to_lambda
 from nirvana.fit import GroupFitter
+from nirvana.kinds import KINDS
 from nirvana.kernels import sine_linear_torch, sine_linear_triton, triton
 from nirvana.model import NirvanaNet
 from nirvana.network import tensor_shapes, weights_from_integers
@@ -17,6 +18,7 @@ from nirvana.rate import LOG2E, coded_bits, laplace_bits
 from nirvana.render import render_frames
 
 TINY = NetworkConfig(patch_size=8, hidden=16, channels=4)
+SIREN = KINDS["siren"]
 
 
 @pytest.mark.parametrize("h,w,p", [(1, 1, 4), (29, 37, 8), (144, 176, 16), (17, 64, 32), (32, 32, 32)])
@@ -46,7 +48,7 @@ def test_network_shapes_match_tensor_list():
 def test_paper_sizes_at_1080p():
     cfg = NetworkConfig.for_resolution(1920, 1080)
     count = sum(int(np.prod(s)) for s in tensor_shapes(cfg))
-    assert 2.2e6 < count < 2.6e6  # DESIGN.md: about 2.4 M weights per group
+    assert 2.2e6 < count < 2.6e6  # the paper: about 2.4 M weights per group
 
 
 def test_coded_weights_are_exactly_integers_times_steps():
@@ -64,7 +66,7 @@ def test_coded_weights_are_exactly_integers_times_steps():
 
 def test_fit_reconstruction_is_what_a_decoder_renders():
     frames = torch.rand(2, 3, 12, 20)
-    fitter = GroupFitter(TINY, FitConfig(key_iterations=20, min_iterations=20), 12, 20)
+    fitter = GroupFitter(SIREN, TINY, FitConfig(key_iterations=20, min_iterations=20), 12, 20)
     fit = fitter.fit(frames, key=True, group_index=0)
     weights = weights_from_integers(fit.latents, fit.steps)
     again = render_frames(weights, PatchGrid(12, 20, 8), TINY, 2)
@@ -75,7 +77,7 @@ def test_fit_is_deterministic():
     frames = torch.rand(3, 3, 16, 16)
     runs = []
     for _ in range(2):
-        fitter = GroupFitter(TINY, FitConfig(key_iterations=15, iterations=5, min_iterations=5), 16, 16)
+        fitter = GroupFitter(SIREN, TINY, FitConfig(key_iterations=15, iterations=5, min_iterations=5), 16, 16)
         a = fitter.fit(frames, key=True, group_index=0)
         b = fitter.fit(frames * 0.9, key=False, group_index=1)
         runs.append([q.tobytes() for q in a.latents + b.latents])
@@ -87,8 +89,8 @@ def test_fitting_improves_quality():
     y, x = torch.meshgrid(torch.linspace(0, 1, 16), torch.linspace(0, 1, 24), indexing="ij")
     frames = torch.stack([torch.stack([x, y, (x + y) / 2])] * 3)
     cfg = FitConfig(key_iterations=150, min_iterations=150, rate_lambda=0.0)
-    short = GroupFitter(TINY, FitConfig(key_iterations=2, min_iterations=2), 16, 24).fit(frames, True, 0)
-    long = GroupFitter(TINY, cfg, 16, 24).fit(frames, True, 0)
+    short = GroupFitter(SIREN, TINY, FitConfig(key_iterations=2, min_iterations=2), 16, 24).fit(frames, True, 0)
+    long = GroupFitter(SIREN, TINY, cfg, 16, 24).fit(frames, True, 0)
     assert long.psnr > short.psnr + 5
 
 
@@ -124,7 +126,7 @@ def test_per_tensor_rate_equals_the_per_symbol_laplace_cost_and_its_gradient():
     # with a previous group, each tensor costs the cheaper of intra and residual
     previous = flat.clone()
     previous[:50] = 0
-    both = coded_bits(flat, sizes, previous)
+    both = coded_bits(flat, sizes, [previous])
     assert torch.allclose(both, expected[0])  # tensors 1 and 2 equal the previous: 0 bits
 
 

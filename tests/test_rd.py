@@ -2,17 +2,20 @@
 
 import json
 
-from benchmarks.rd import QUICK_CRFS, run
+from benchmarks.rd import QUICK_CRFS, codec_method, run
 from conftest import CARPHONE
 
 
 def test_quick_mode_end_to_end_and_quality_orders_rate_and_psnr(tmp_path):
     results = run([str(CARPHONE)], frames=3, qualities=[2, 8], crfs={"x264": QUICK_CRFS["x264"]},
-                  out=tmp_path, tag="q", preset="fast", log=False)
+                  out=tmp_path, tag="q", preset="fast", encode_options={"group_size": 3, "key_iterations": 80},
+                  log=False)
     for suffix in ("json", "csv", "md", "png"):
         assert (tmp_path / f"rd_q.{suffix}").is_file()
     saved = json.loads((tmp_path / "rd_q.json").read_text())
-    ours = sorted((p for p in saved["points"] if p["method"] == "nirvana"), key=lambda p: p["value"])
+    assert saved["settings"]["model"] == "grid"  # the default kind
+    ours = sorted((p for p in saved["points"] if p["method"] == codec_method("grid")),
+                  key=lambda p: p["value"])
     low, high = ours
     # the quality knob: more quality means a larger file and a higher PSNR
     assert high["bytes"] > low["bytes"]
@@ -49,3 +52,17 @@ def test_update_replaces_only_the_clips_given(tmp_path):
         ("carphone", 2, 38), ("other", 4, 38), ("other", 4, 43)]
     assert again["settings"]["frames"] == [2, 4]
     assert set(again["bd_rate"]) == {"carphone", "other"}
+
+
+def test_update_reads_legacy_codec_points_as_siren(tmp_path):
+    run([str(CARPHONE)], frames=2, crfs={"x264": (38,)}, anchors_only=True, out=tmp_path, tag="l",
+        log=False)
+    legacy = json.loads((tmp_path / "rd_l.json").read_text())
+    legacy["points"].append({**legacy["points"][0], "method": "nirvana", "param": "quality"})
+    (tmp_path / "rd_l.json").write_text(json.dumps(legacy))
+    other = tmp_path / "other.mp4"
+    other.write_bytes(CARPHONE.read_bytes())
+    again = run([str(other)], frames=2, crfs={"x264": (38,)}, anchors_only=True, out=tmp_path,
+                tag="l", update=True, log=False)
+    assert [(p["clip"], p["method"]) for p in again["points"]] == [
+        ("carphone", "x264"), ("carphone", "nirvana-siren"), ("other", "x264")]

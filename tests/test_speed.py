@@ -1,16 +1,30 @@
-"""The speed benchmark runs end to end on the CPU and writes its results."""
+"""The speed benchmark runs end to end on the CPU for both network kinds and writes its results."""
 
 import json
 
+import pytest
+
 from benchmarks.speed import run
 
+# 40x24 frames: siren picks G=6 and 8x8 patches, grid G=8 and 3 levels.
+CELLS = {"siren": "| 40x24 | siren | 6 | patch_size 8, hidden 32, channels 16 |",
+         "grid": "| 40x24 | grid | 8 | levels 3, channels 1, hidden 16, layers 2, convs 2 |"}
 
-def test_speed_benchmark_writes_positive_rates(tmp_path):
-    results = run(["40x24"], fit_iterations=2, render_seconds=0.01, out=tmp_path, tag="t", log=False)
+
+@pytest.mark.parametrize("model", ["grid", "siren"])
+def test_speed_benchmark_writes_positive_rates(tmp_path, model):
+    results = run(["40x24"], model=model, fit_iterations=2, render_seconds=0.01, out=tmp_path,
+                  tag="t", log=False)
     saved = json.loads((tmp_path / "speed_t.json").read_text())
     assert saved == json.loads(json.dumps(results))
+    assert saved["settings"]["model"] == model
+    assert saved["settings"]["key_iterations"] == {"siren": 600, "grid": 800}[model]
     (row,) = saved["rows"]
-    assert row["size"] == "40x24" and row["network"]["patch_size"] == 8
+    assert row["size"] == "40x24" and row["kind"] == model
     assert row["fit_iterations_per_second"] > 0 and row["render_fps"] > 0
+    assert row["render_batch"] >= 1 and row["macs_per_pixel"] > 0
+    assert row["key_group_seconds_per_frame"] == pytest.approx(
+        saved["settings"]["key_iterations"] / row["fit_iterations_per_second"] / row["group_size"])
     assert "render_fps_torch" not in row  # the torch/Triton split exists only on CUDA
-    assert "| 40x24 | 6, 8, 32, 16 |" in (tmp_path / "speed_t.md").read_text()
+    markdown = (tmp_path / "speed_t.md").read_text()
+    assert CELLS[model] in markdown and "decode render fps" in markdown

@@ -25,14 +25,14 @@ def _write_yuv(path, width=WIDTH, height=HEIGHT, frames=FRAMES):
                 f.write(np.clip(plane, 16, 235).astype(np.uint8).tobytes())
 
 
-@pytest.mark.parametrize("crop", [None, (32, 32)])
-def test_run_writes_rd_results_for_codec_and_anchors(tmp_path, crop):
+@pytest.mark.parametrize("crop, model", [(None, "grid"), ((32, 32), "siren")])
+def test_run_writes_rd_results_for_codec_and_anchors(tmp_path, crop, model):
     folder = tmp_path / "uvg"
     folder.mkdir()
     _write_yuv(folder / f"Beauty_{WIDTH}x{HEIGHT}_120fps_420_8bit_YUV.yuv")
     out = tmp_path / "results"
     results = run(folder, qualities=[5], frames=3, crop=crop, crfs={name: (30,) for name in ANCHORS},
-                  out=out, tag="t", iterations=2, key_iterations=5, log=False)
+                  out=out, tag="t", model=model, iterations=2, key_iterations=5, log=False)
     for suffix in ("json", "csv", "md", "png"):
         assert (out / f"rd_t.{suffix}").is_file()
     saved = json.loads((out / "rd_t.json").read_text())
@@ -41,7 +41,7 @@ def test_run_writes_rd_results_for_codec_and_anchors(tmp_path, crop):
     assert saved["settings"]["frames"] == [3]
     width, height = crop or (WIDTH, HEIGHT)
     methods = {p["method"]: p for p in saved["points"]}
-    assert set(methods) == {"nirvana", *ANCHORS}
+    assert set(methods) == {f"nirvana-{model}", *ANCHORS}
     for point in saved["points"]:
         assert point["clip"] == "Beauty"
         assert (point["frames"], point["width"], point["height"]) == (3, width, height)
@@ -49,6 +49,9 @@ def test_run_writes_rd_results_for_codec_and_anchors(tmp_path, crop):
         assert math.isfinite(point["psnr_rgb"]) and point["psnr_rgb"] > 10
     markdown = (out / "rd_t.md").read_text()
     assert "BT.601" in markdown and "published" in markdown and "C3 (INR, CVPR 2024)" in markdown
+    setup = {"grid": "grid network, preset medium, G=default, iterations 2",
+             "siren": "siren network, preset medium, G=3, 32x32 patches, iterations 2"}[model]
+    assert setup in markdown
     assert results["points"] == saved["points"]
 
 
@@ -74,3 +77,5 @@ def test_crop_box_and_bad_requests(tmp_path):
         run(tmp_path, qualities=[5], log=False)
     with pytest.raises(ValueError, match="quality"):
         run(tmp_path, log=False)
+    with pytest.raises(ValueError, match="siren only"):
+        run(tmp_path, qualities=[5], patch_size=32, log=False)

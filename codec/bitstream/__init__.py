@@ -3,15 +3,17 @@
 All integers are little-endian; ``u8/u16/u32/u64`` are unsigned, ``f16/f32`` IEEE floats.
 CRC32 is zlib's (``zlib.crc32``). Offsets are from the start of the file.
 
-File (format version 1), written by :class:`NirvWriter`, read by :class:`NirvReader`::
+File (format version 2), written by :class:`NirvWriter`, read by :class:`NirvReader`::
 
-    prelude (50 bytes; written last, by seeking back, since the header is known at the end)
+    prelude (8 + header size + 4 bytes; written last, by seeking back: the header is final
+    only at the end, and its size is known from the start)
       0   4s   magic            b"NIRV"
-      4   u16  version          1 (a reader refuses newer versions and asks for an upgrade)
-      6   u16  header size      38 in version 1
-      8   ...  header           see "Header" below
-      46  u32  header CRC32     of the header bytes
-    group chunks, back to back from offset 50, one per group in order
+      4   u16  version          2 (1 is still read; a reader refuses newer versions and
+                                asks for an upgrade)
+      6   u16  header size      S
+      8   ...  header           see "Header" below (S bytes)
+      8+S u32  header CRC32     of the header bytes
+    group chunks, back to back from the end of the prelude, one per group in order
       +0  u32  length           payload bytes
       +4  u32  CRC32            of the payload
       +8  ...  payload          see "Group payload" below
@@ -26,26 +28,42 @@ File (format version 1), written by :class:`NirvWriter`, read by :class:`NirvRea
       +16 4s   end magic        b"VRIN" (missing: the file is truncated or unfinished)
 
 A reader checks: magic, version, header CRC and field bounds, end magic, index CRC, group
-count, that chunks tile the file exactly from offset 50 to index_offset, then per chunk on
-read its length and CRC. Decoding group g needs the chain from
+count, that chunks tile the file exactly from the end of the prelude to index_offset, then
+per chunk on read its length and CRC. Decoding group g needs the chain from
 ``key_group_at_or_before(g)`` only.
 
-Header (38 bytes, :mod:`.header`; fields and bounds are declared once in ``Header``)::
+Header, version 2 (:mod:`.header`; the common fields and their bounds are declared once in
+``Header``, each kind's config fields in its config dataclass)::
 
     width u32 (1..16384)     height u32 (1..16384)     num_frames u32 (1..10^7)
-    fps_num u32 (>=1)        fps_den u32 (>=1)         group_size u8 (1..16)
-    patch_size u16 (4..256, multiple of 4)             key_interval u16 (1..65535)
-    hidden u16 (1..4096)     hidden_layers u8 (1..8)   channels u16 (4..256, multiple of 4)
-    w0 f32 (1e-6..1e6)       num_groups u32 (== ceil(num_frames / group_size))
+    fps_num u32 (>=1)        fps_den u32 (>=1)         group_size u8 (1..64)
+    key_interval u16 (>=1)   num_groups u32 (== ceil(num_frames / group_size))
+    kind u8                  0 siren, 1 grid (nirvana.kinds; unknown kinds are refused)
+    config_length u16        == the bytes left in the header
+    config block             the kind's config, fields in order:
+      siren  patch_size u16 (4..256, multiple of 4)  hidden u16 (1..4096)
+             hidden_layers u8 (1..8)  channels u16 (4..256, multiple of 4)  w0 f32 (1e-6..1e6)
+      grid   levels u8 (1..10)  channels u8 (1..8)  halve_time u8 (0..8)  hidden u8 (1..64)
+             layers u8 (0..4)  convs u8 (0..4)
 
-Group payload (:mod:`.group`), T = number of weight tensors in network order::
+Header, version 1 (38 bytes; siren only, read but no longer written)::
+
+    width u32  height u32  num_frames u32  fps_num u32  fps_den u32  group_size u8 (1..16)
+    patch_size u16  key_interval u16  hidden u16  hidden_layers u8  channels u16  w0 f32
+    num_groups u32
+
+Group payload (:mod:`.group`), the same in both versions and for every kind; T = number of
+tensors in the kind's file order (``nirvana.kinds``: for ``siren`` the stem, conv and bias
+weights; for ``grid`` the latent levels from the finest, then the synthesis weights)::
 
     u8   flags        bit 0: key group; other bits 0
     u8   num_frames   frames in this group (>= 1; == min(group_size, frames left))
     u32  iterations   training iterations spent (stats)
     f32  psnr         encoder's PSNR of this group's reconstruction (stats)
     u16  T
-    T x  (u8 mode: 0 intra, 1 residual vs the previous group's latents;
+    T x  (u8 mode: 0 intra, 1 residual vs the previous group's latents, 2 residual vs
+                  the previous group's latents carried in time (every index along axis 1
+                  replaced by the last; tensors of 2+ dimensions; version 2 only);
           f32 scale: quantization step, weight = latent * scale;
           u32 blob length)
     T x  entropy blob (lengths above; they sum to the rest of the payload)
@@ -63,6 +81,9 @@ varint (``0, -1, 1, -2, ...`` -> ``0, 1, 2, 3, ...``)::
                     u32 words: ANS with QuantizedLaplace(lo, lo + span, mean, scale)
     3 raw           zz lo, u8 bits (1..32), ceil(count * bits / 8) bytes: value - lo,
                     least significant bit first, values packed back to back
+
+Each tensor's blob carries its own model, so a new entropy model (for example a context
+model over a grid level) is a new blob kind: the header and payload layouts stay as they are.
 
 Example:
     >>> from codec.bitstream import Header, NirvReader, NirvWriter, pack_group, unpack_group

@@ -2,18 +2,19 @@
 
 :class:`NirvWriter` streams group chunks into a temporary file next to the target and only
 renames it into place once the header, index and footer are written, so an interrupted encode
-never leaves a file that looks complete. :class:`NirvReader` validates the prelude, footer and
-index when it opens a file, then reads any group chunk by seeking. Byte layout: see
-:mod:`codec.bitstream`.
+never leaves a file that looks complete; temporaries of killed runs are removed by the next
+writer of the same target (:mod:`codec.tempfiles`). :class:`NirvReader` validates the
+prelude, footer and index when it opens a file, then reads any group chunk by seeking. Byte
+layout: see :mod:`codec.bitstream`.
 
 Example:
     >>> import tempfile, pathlib
     >>> from codec.bitstream.header import Header
+    >>> from nirvana.grid import GridConfig
     >>> h = Header(width=64, height=48, num_frames=4, fps_num=25, fps_den=1, group_size=2,
-    ...            patch_size=32, key_interval=10, hidden=64, hidden_layers=2, channels=16,
-    ...            w0=30.0, num_groups=2)
+    ...            key_interval=10, num_groups=2, kind="grid", network=GridConfig())
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "clip.nirv"
-    >>> with NirvWriter(path) as w:
+    >>> with NirvWriter(path, h.size) as w:
     ...     w.add_group(b"group 0", is_key=True)
     ...     w.add_group(b"group 1", is_key=False)
     ...     size = w.close(h)
@@ -24,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import zlib
@@ -32,18 +34,23 @@ from pathlib import Path
 import numpy as np
 
 from codec.bitstream.group import GroupPayload, unpack_group
-from codec.bitstream.header import SIZE as HEADER_SIZE
-from codec.bitstream.header import Header
+from codec.bitstream.header import V1_SIZE, Header
 from codec.errors import BitstreamError
+from codec.tempfiles import blamed_on, remove_stale, temp_path
 
 MAGIC = b"NIRV"
 END_MAGIC = b"VRIN"
-VERSION = 1
+VERSION = 2  # written; version 1 (siren only) is still read
 U32_MAX = 2**32 - 1
 
 _START = struct.Struct("<4sHH")  # magic, version, header size
 _CRC = struct.Struct("<I")
-PRELUDE_SIZE = _START.size + HEADER_SIZE + _CRC.size
+
+
+def prelude_size(header_size: int) -> int:
+    """Bytes before the first chunk: magic, version, header size, header, header CRC."""
+    return _START.size + header_size + _CRC.size
+
 _CHUNK = struct.Struct("<II")  # payload length, payload CRC32
 _ENTRY = np.dtype([("offset", "<u8"), ("length", "<u4"), ("flags", "u1")])  # 13 bytes, packed
 _FOOTER_HEAD = struct.Struct("<QI")  # index offset, group count (covered by the index CRC)
@@ -59,13 +66,16 @@ class NirvWriter:
     Example: see the module doc.
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, header_size: int) -> None:
         self.path = Path(path)
-        self._tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        self._file = open(self._tmp, "wb")
-        self._file.write(bytes(PRELUDE_SIZE))  # rewritten by close() once the header is known
+        remove_stale(self.path)
+        self._tmp = temp_path(self.path)
+        with blamed_on(self.path):
+            self._file = open(self._tmp, "wb")
+        self._header_size = header_size  # Header.size: the prelude is rewritten by close()
+        self._write(bytes(prelude_size(header_size)))
         self._index: list[tuple[int, int, int]] = []
-        self._offset = PRELUDE_SIZE
+        self._offset = prelude_size(header_size)
 
     def __enter__(self) -> NirvWriter:
         return self
@@ -82,8 +92,7 @@ class NirvWriter:
             raise ValueError("the first group of a .nirv must be a key group")
         if len(payload) > U32_MAX:
             raise ValueError(f"group payload of {len(payload)} bytes exceeds 4 GiB")
-        self._file.write(_CHUNK.pack(len(payload), zlib.crc32(payload)))
-        self._file.write(payload)
+        self._write(_CHUNK.pack(len(payload), zlib.crc32(payload)) + payload)
         self._index.append((self._offset, len(payload), KEY_FLAG if is_key else 0))
         self._offset += _CHUNK.size + len(payload)
 
@@ -97,19 +106,20 @@ class NirvWriter:
                     f"header says {header.num_groups} groups, {len(self._index)} were added"
                 )
             head = header.pack()
+            if len(head) != self._header_size:
+                raise ValueError(f"header has {len(head)} bytes, {self._header_size} were reserved")
             index = np.array(self._index, dtype=_ENTRY).tobytes()
             crc = _index_crc(index, self._offset, len(self._index))
-            self._file.write(index)
-            self._file.write(_FOOTER.pack(self._offset, len(self._index), crc, END_MAGIC))
+            self._write(index + _FOOTER.pack(self._offset, len(self._index), crc, END_MAGIC))
             size = self._file.tell()
-            self._file.seek(0)
-            self._file.write(_START.pack(MAGIC, VERSION, len(head)) + head)
-            self._file.write(_CRC.pack(zlib.crc32(head)))
-            self._file.flush()
-            os.fsync(self._file.fileno())
-            self._file.close()
-            self._file = None
-            os.replace(self._tmp, self.path)
+            with blamed_on(self.path):
+                self._file.seek(0)
+                self._file.write(_START.pack(MAGIC, VERSION, len(head)) + head + _CRC.pack(zlib.crc32(head)))
+                self._file.flush()
+                os.fsync(self._file.fileno())
+                self._file.close()
+                self._file = None
+                os.replace(self._tmp, self.path)
         except BaseException:
             self.abort()
             raise
@@ -119,9 +129,19 @@ class NirvWriter:
     def abort(self) -> None:
         """Discard everything written; nothing is left at ``path`` or in the temp file."""
         if self._file is not None:
-            self._file.close()
+            with contextlib.suppress(OSError):  # a full disk can fail the final flush
+                self._file.close()
             self._file = None
         self._tmp.unlink(missing_ok=True)
+
+    def _write(self, data: bytes) -> None:
+        """Append ``data``; an OSError (full disk, I/O error) discards the file and names ``path``."""
+        try:
+            with blamed_on(self.path):
+                self._file.write(data)
+        except OSError:
+            self.abort()
+            raise
 
 
 class NirvReader:
@@ -217,7 +237,7 @@ class NirvReader:
         start = self._file.read(_START.size)
         if not MAGIC.startswith(start[: len(MAGIC)]):
             raise BitstreamError(f"{self.name}: not a NIRVANA file (bad magic)")
-        if len(start) < _START.size or self.file_size < PRELUDE_SIZE + _FOOTER.size:
+        if len(start) < _START.size or self.file_size < prelude_size(0) + _FOOTER.size:
             raise BitstreamError(f"{self.name}: file is truncated ({self.file_size} bytes)")
         _, version, head_size = _START.unpack(start)
         if version > VERSION:
@@ -225,14 +245,18 @@ class NirvReader:
                 f"{self.name}: format version {version} is newer than this decoder reads "
                 f"({VERSION}); upgrade nirvana to decode it"
             )
-        if version != VERSION or head_size != HEADER_SIZE:
+        if version == 0 or (version == 1 and head_size != V1_SIZE):
             raise self._damaged(f"unknown format version {version} / header size {head_size}")
+        self.version = version
+        self.prelude_size = prelude_size(head_size)
+        if self.file_size < self.prelude_size + _FOOTER.size:
+            raise BitstreamError(f"{self.name}: file is truncated ({self.file_size} bytes)")
         head = self._read_exact(_START.size, head_size)
         (crc,) = _CRC.unpack(self._read_exact(_START.size + head_size, _CRC.size))
         if zlib.crc32(head) != crc:
             raise self._damaged("header fails its CRC32 check")
         try:
-            return Header.unpack(head)
+            return Header.unpack_v1(head) if version == 1 else Header.unpack(head)
         except BitstreamError as e:
             raise self._damaged(str(e)) from None
 
@@ -252,9 +276,9 @@ class NirvReader:
             raise self._damaged("index fails its CRC32 check")
         entries = np.frombuffer(index, dtype=_ENTRY)
         offsets, lengths = entries["offset"], entries["length"].astype(np.uint64)
-        ends = PRELUDE_SIZE + np.cumsum(_CHUNK.size + lengths)
+        ends = self.prelude_size + np.cumsum(_CHUNK.size + lengths)
         contiguous = np.array_equal(offsets[1:], ends[:-1]) and ends[-1] == index_offset
-        if offsets[0] != PRELUDE_SIZE or not contiguous:
+        if offsets[0] != self.prelude_size or not contiguous:
             raise self._damaged("index offsets are out of bounds")
         flags = entries["flags"]
         if (flags > KEY_FLAG).any() or not flags[0] & KEY_FLAG:

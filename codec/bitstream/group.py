@@ -1,8 +1,10 @@
 """One group chunk's payload: stats, then per tensor its mode, scale and entropy-coded latents.
 
-A key group codes every tensor as it is (intra). Any other group codes each tensor either intra
-or as the residual from the previous group's latents, whichever blob is smaller; the choice is
-stored per tensor. Byte layout: see :mod:`codec.bitstream`.
+A key group codes every tensor as it is (intra). Any other group codes each tensor intra, as
+the residual from the previous group's latents, or as the residual from the previous group's
+latents *carried* forward in time (every index along axis 1, a grid level's time axis,
+replaced by the last one: the previous group's latest state), whichever blob is smallest;
+the choice is stored per tensor. Byte layout: see :mod:`codec.bitstream`.
 
 Example:
     >>> import numpy as np
@@ -24,8 +26,9 @@ import numpy as np
 from codec.entropy import INT32_MAX, INT32_MIN, decode_ints, encode_ints, split_sizes
 from codec.errors import BitstreamError
 
-INTRA, RESIDUAL = 0, 1
+INTRA, RESIDUAL, CARRIED = 0, 1, 2
 KEY_FLAG = 0x01
+STATS_BYTES = 8  # iterations and psnr: encoder statistics the decoder does not need
 _HEAD = struct.Struct("<BBIfH")  # flags, num_frames, iterations, psnr, tensor count
 _TENSOR = struct.Struct("<BfI")  # mode, scale, blob length
 
@@ -40,9 +43,10 @@ class GroupPayload:
     psnr: float  # encoder's PSNR of this group's reconstruction (stats)
     latents: list[np.ndarray]  # int32 arrays, one per weight tensor, in network order
     scales: list[float]  # one float32 quantization step per tensor
-    modes: list[int] = field(default_factory=list)  # INTRA or RESIDUAL per tensor
+    modes: list[int] = field(default_factory=list)  # INTRA, RESIDUAL or CARRIED per tensor
     weight_bytes: int = 0  # entropy-coded payload bytes
     side_bytes: int = 0  # everything else: tables, scales, modes, stats, lengths
+    tensor_bytes: list[int] = field(default_factory=list)  # each tensor's blob + its record
 
 
 def pack_group(g: GroupPayload, prev: list[np.ndarray] | None) -> bytes:
@@ -69,6 +73,7 @@ def pack_group(g: GroupPayload, prev: list[np.ndarray] | None) -> bytes:
     data = head + b"".join(records) + b"".join(blobs)
     g.weight_bytes = sum(split_sizes(blob)[0] for blob in blobs)
     g.side_bytes = len(data) - g.weight_bytes
+    g.tensor_bytes = [len(blob) + _TENSOR.size for blob in blobs]
     return data
 
 
@@ -101,23 +106,40 @@ def unpack_group(
         g.scales.append(scale)
         g.modes.append(mode)
         g.weight_bytes += split_sizes(blob)[0]
+        g.tensor_bytes.append(length + _TENSOR.size)
     g.side_bytes = len(data) - g.weight_bytes
     return g
 
 
+def carried(previous: np.ndarray) -> np.ndarray:
+    """The previous group's tensor with every index along axis 1 replaced by the last.
+
+    >>> carried(np.array([[1, 2, 3], [4, 5, 6]])).tolist()
+    [[3, 3, 3], [6, 6, 6]]
+    """
+    return np.broadcast_to(previous[:, -1:], previous.shape)
+
+
 def _smallest(latent: np.ndarray, reference: np.ndarray | None) -> tuple[int, bytes]:
-    """(mode, blob) of the smaller of intra and residual coding; ties go to intra."""
-    intra = encode_ints(latent)
+    """(mode, blob) of the smallest of intra, residual and carried coding; ties go to the
+    lower mode."""
+    best = (INTRA, encode_ints(latent))
     if reference is None:
-        return INTRA, intra
+        return best
     reference = np.asarray(reference)
     if reference.shape != latent.shape:
         raise ValueError(f"prev shape {reference.shape} differs from {latent.shape}")
-    residual = latent.astype(np.int64) - reference.astype(np.int64)
-    if residual.size and (residual.min() < INT32_MIN or residual.max() > INT32_MAX):
-        return INTRA, intra
-    coded = encode_ints(residual)
-    return (RESIDUAL, coded) if len(coded) < len(intra) else (INTRA, intra)
+    predictions = [(RESIDUAL, reference)]
+    if latent.ndim >= 2 and latent.shape[1] > 1:
+        predictions.append((CARRIED, carried(reference)))
+    for mode, prediction in predictions:
+        residual = latent.astype(np.int64) - prediction.astype(np.int64)
+        if residual.size and (residual.min() < INT32_MIN or residual.max() > INT32_MAX):
+            continue
+        coded = encode_ints(residual)
+        if len(coded) < len(best[1]):
+            best = (mode, coded)
+    return best
 
 
 def _decode_tensor(
@@ -129,7 +151,7 @@ def _decode_tensor(
     is_key: bool,
     prev: list[np.ndarray] | None,
 ) -> np.ndarray:
-    if mode not in (INTRA, RESIDUAL):
+    if mode not in (INTRA, RESIDUAL, CARRIED):
         raise BitstreamError(f"tensor {i} has an unknown coding mode {mode}")
     if not math.isfinite(scale):
         raise BitstreamError(f"tensor {i} has a non-finite scale {scale}")
@@ -143,7 +165,9 @@ def _decode_tensor(
         raise BitstreamError(f"tensor {i} of a key group is coded as a residual")
     if prev is None or i >= len(prev) or prev[i].shape != shape:
         raise BitstreamError(f"tensor {i} is a residual but no matching previous group is given")
-    latent = values.astype(np.int64) + prev[i]
+    if mode == CARRIED and len(shape) < 2:
+        raise BitstreamError(f"tensor {i} of {len(shape)} dimension(s) cannot be carried in time")
+    latent = values.astype(np.int64) + (prev[i] if mode == RESIDUAL else carried(prev[i]))
     if latent.size and (latent.min() < INT32_MIN or latent.max() > INT32_MAX):
         raise BitstreamError(f"tensor {i} residual overflows int32")
     return latent.astype(np.int32)

@@ -6,7 +6,10 @@ towards the process's resident memory, which would then grow with the length of 
 A frame is the Y plane (W x H) followed by U and V (ceil(W/2) x ceil(H/2) each), 8-bit
 samples, or little-endian 16-bit samples holding 10-bit values when the name says
 ``_10bit``. Size and frame rate come from the caller or from UVG-style names such as
-``Beauty_1920x1080_120fps_420_8bit_YUV.yuv``; the frame rate defaults to 25.
+``Beauty_1920x1080_120fps_420_8bit_YUV.yuv``; the frame rate defaults to 25. A size given
+by the caller must agree with one in the name, and the file must hold whole frames (unless
+``ignore_trailing_bytes``: then a partial last frame is dropped), so that a wrong size is
+refused rather than read as garbage frames.
 
 YUV to RGB: each frame's planes are copied into a ``yuv420p`` (or ``yuv420p10le``)
 ``av.VideoFrame`` and converted by swscale with ``to_ndarray(format="rgb24")``, which
@@ -38,6 +41,7 @@ _FPS = re.compile(r"(?<![0-9.])([0-9]+(?:\.[0-9]+)?)fps", re.IGNORECASE)
 _DEPTH = re.compile(r"(?<![0-9])(8|10)bit", re.IGNORECASE)
 _NOT_420 = re.compile(r"(?<![0-9])(422|444)(?![0-9])")
 DEFAULT_FPS = Fraction(25)
+MAX_SIDE = 16384  # pixels: the largest width or height read (and stored in a .nirv)
 
 
 def parse_yuv_name(name: str) -> tuple[tuple[int, int] | None, Fraction | None, int]:
@@ -71,11 +75,15 @@ class RawYuvSource(VideoSource):
         fps: Fraction | None = None,
         start: int = 0,
         stop: int | None = None,
+        ignore_trailing_bytes: bool = False,
     ) -> None:
         name = str(path)
         name_size, name_fps, bit_depth = parse_yuv_name(path.name)
         if _NOT_420.search(path.name):
             raise InputError(f"{name}: the name suggests 4:2:2 or 4:4:4; only planar 4:2:0 .yuv is supported")
+        if size is not None and name_size is not None and tuple(size) != name_size:
+            raise InputError(f"{name}: the name says {name_size[0]}x{name_size[1]} but --size is "
+                             f"{size[0]}x{size[1]}; drop --size or rename the file")
         size = size or name_size
         if size is None:
             raise InputError(
@@ -83,17 +91,19 @@ class RawYuvSource(VideoSource):
                 "(e.g. clip_1920x1080_30fps.yuv)"
             )
         width, height = size
-        if width < 1 or height < 1:
-            raise InputError(f"{name}: frame size {width}x{height} is not positive; check --size")
+        if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
+            raise InputError(f"{name}: frame size {width}x{height} is outside 1x1..{MAX_SIDE}x{MAX_SIDE}; "
+                             "check --size")
         sample = np.dtype("<u2" if bit_depth > 8 else "u1")
         chroma = ((height + 1) // 2, (width + 1) // 2)
         self._dtype = np.dtype([("y", sample, (height, width)), ("u", sample, chroma), ("v", sample, chroma)])
         file_size = path.stat().st_size
         frame_bytes = self._dtype.itemsize
-        if file_size == 0 or file_size % frame_bytes:
+        if file_size < frame_bytes or (file_size % frame_bytes and not ignore_trailing_bytes):
             raise InputError(
                 f"{name}: file size {file_size} is not a multiple of the {width}x{height} "
                 f"{bit_depth}-bit 4:2:0 frame size ({frame_bytes} bytes); check --size"
+                + ("" if file_size < frame_bytes else ", or pass --ignore-trailing-bytes to drop the partial frame")
             )
         total = file_size // frame_bytes
         self._start, self._stop = frame_range(name, start, stop, total)

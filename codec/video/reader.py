@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -21,7 +22,7 @@ from codec.errors import InputError
 from codec.video.container import ContainerSource
 from codec.video.pngdir import PngFolderSource
 from codec.video.rawyuv import RawYuvSource
-from codec.video.source import VideoSource
+from codec.video.source import VideoSource, require_regular_file
 
 _NTSC = [Fraction(base * 1000, 1001) for base in (24, 30, 48, 60, 120)]
 
@@ -47,11 +48,14 @@ def open_video(
     fps: float | Fraction | None = None,
     start: int = 0,
     stop: int | None = None,
+    ignore_trailing_bytes: bool = False,
 ) -> VideoSource:
     """Open a video file, raw ``.yuv`` or PNG folder for streaming frames in ``[start, stop)``.
 
     ``size`` (width, height) is needed for raw ``.yuv`` without the size in its name and
     must match the real size of other inputs; ``fps`` overrides the source's frame rate.
+    ``ignore_trailing_bytes`` lets a raw ``.yuv`` end in a partial frame, which is dropped.
+    Pipes, devices and sockets are refused (reading them could block forever).
 
     Example:
         >>> open_video("CiscoVT2people_320x192_12fps.yuv").info.num_frames   # doctest: +SKIP
@@ -62,13 +66,16 @@ def open_video(
         raise InputError(f"{path}: no such file or folder; check the path")
     rate = None
     if fps is not None:
-        if fps <= 0:
-            raise InputError(f"{path}: frame rate {fps} is not positive; check --fps")
-        rate = as_fps(fps)
+        rate = as_fps(fps) if math.isfinite(fps) and fps > 0 else Fraction(0)
+        if rate <= 0:
+            raise InputError(f"{path}: frame rate {fps} is not a positive number of at least 1/1001; check --fps")
+    if not path.is_dir():
+        require_regular_file(path, "a video file, a raw .yuv or a folder of PNG frames")
     if path.is_dir():
         source: VideoSource = PngFolderSource(path, fps=rate, start=start, stop=stop)
     elif path.suffix.lower() == ".yuv":
-        return RawYuvSource(path, size=size, fps=rate, start=start, stop=stop)
+        return RawYuvSource(path, size=size, fps=rate, start=start, stop=stop,
+                            ignore_trailing_bytes=ignore_trailing_bytes)
     else:
         source = ContainerSource(path, fps=rate, start=start, stop=stop)
     if size is not None and tuple(size) != (source.info.width, source.info.height):

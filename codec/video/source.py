@@ -14,9 +14,11 @@ Example:
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 from types import TracebackType
 
 import numpy as np
@@ -104,6 +106,28 @@ class VideoSource:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def require_regular_file(path: Path, wanted: str) -> None:
+    """Refuse a pipe, device or socket: reading one can block forever or never end.
+
+    ``wanted`` says what to give instead. A path that cannot be examined is left for the
+    caller's own open to report.
+
+    Example:
+        >>> require_regular_file(Path("/dev/null"), "a .nirv file")
+        Traceback (most recent call last):
+        codec.errors.InputError: /dev/null: is not a regular file but a character device; give a .nirv file
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(mode):
+        kind = ("a pipe (FIFO)" if stat.S_ISFIFO(mode) else "a character device" if stat.S_ISCHR(mode)
+                else "a block device" if stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "a folder" if stat.S_ISDIR(mode) else "a special file")
+        raise InputError(f"{path}: is not a regular file but {kind}; give {wanted}")
 
 
 def frame_range(name: str, start: int, stop: int | None, total: int | None) -> tuple[int, int | None]:

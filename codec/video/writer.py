@@ -5,7 +5,13 @@ The output kind follows the path: ``.mp4``/``.mkv``/``.mov`` are encoded with Py
 yuv420p, and a path with no suffix, ending in ``/`` or naming an existing folder becomes
 ``frame_000000.png``, ``frame_000001.png``, ... Frames go to a hidden temporary file (or
 folder) next to the target, which is renamed into place by :meth:`VideoWriter.close`;
-:meth:`VideoWriter.abort` removes it.
+:meth:`VideoWriter.abort` removes it, and the next writer of the same target removes those
+of killed runs (:mod:`codec.tempfiles`). An OSError (full disk, no permission) is raised
+naming the target, not the temporary.
+
+Limits: ``--crf`` is 0..51 for x264 and x265, 0..63 for SVT-AV1. Video files store frame
+rates from 1/65535 to 65535 fps; a rate whose terms do not fit 32 bits is rounded to one with
+a denominator up to 32767 (a PNG folder has no frame rate and takes any).
 
 Colour: RGB becomes YUV through swscale with BT.601 limited range (ffmpeg's default), and
 the stream is tagged smpte170m / tv range so players and :func:`codec.video.open_video`
@@ -20,9 +26,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
-import secrets
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -32,10 +39,14 @@ import av
 import numpy as np
 
 from codec.errors import InputError
+from codec.tempfiles import blamed_on, remove_stale, temp_path
 
 _MUXERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".y4m": "yuv4mpegpipe"}
 _CODECS = ("libx264", "libx264rgb", "libx265", "libsvtav1", "ffv1")
 DEFAULT_CRF = 12
+MAX_CRF = {"libx264": 51, "libx264rgb": 51, "libx265": 51, "libsvtav1": 63}
+MAX_RATE = 65535  # fps, and seconds per frame, that every muxer here accepts
+_INT32_MAX = 2**31 - 1
 _SMPTE170M = 6  # AVCOL_SPC_SMPTE170M: BT.601 matrix
 _TV_RANGE = 1  # AVCOL_RANGE_MPEG
 
@@ -83,6 +94,10 @@ def choose_encoder(
         return Encoder("libx265", "gbrp", {"x265-params": "lossless=1:log-level=error", "preset": "medium"})
     if lossless:
         return Encoder("libx264rgb", "rgb24", {"qp": "0", "preset": "medium"})
+    lossy = codec or "libx264"
+    if crf is not None and not 0 <= crf <= MAX_CRF[lossy]:
+        raise InputError(f"{path}: --crf {crf} is outside 0..{MAX_CRF[lossy]} for {lossy}; "
+                         "lower is better quality, the default is 12")
     rate = {"crf": str(DEFAULT_CRF if crf is None else crf)}
     yuv = "yuv444p" if odd else "yuv420p"
     if codec == "libx265":
@@ -105,15 +120,46 @@ def is_folder_output(path: str | os.PathLike[str]) -> bool:
     return text.endswith(("/", os.sep)) or Path(text).is_dir() or Path(text).suffix == ""
 
 
-def _temp_name(path: Path, suffix: str) -> Path:
-    return path.parent / f".{path.name}.{secrets.token_hex(4)}{suffix}"
+def stream_rate(path: Path, fps: Fraction) -> Fraction:
+    """``fps`` as a rate every muxer accepts, or :class:`InputError` outside 1/65535..65535.
+
+    Example:
+        >>> stream_rate(Path("a.mp4"), Fraction(30000, 1001))
+        Fraction(30000, 1001)
+        >>> stream_rate(Path("a.mp4"), Fraction(2**32 - 1, 2**32 - 2))   # terms too large for 32 bits
+        Fraction(1, 1)
+    """
+    if not Fraction(1, MAX_RATE) <= fps <= MAX_RATE:
+        raise InputError(f"{path}: frame rate {fps} fps is outside 1/{MAX_RATE}..{MAX_RATE}, which video "
+                         "files can store; write a PNG folder (no frame rate) instead")
+    if max(fps.numerator, fps.denominator) <= _INT32_MAX:
+        return fps
+    return max(fps.limit_denominator(MAX_RATE // 2), Fraction(1, MAX_RATE // 2))
+
+
+def check_output_folder(path: Path) -> None:
+    """Refuse an output whose folder does not exist or is a file."""
+    parent = path.absolute().parent
+    if parent.exists() and not parent.is_dir():
+        raise InputError(f"{path}: {path.parent} is a file, not a folder; fix the path")
+    if not parent.is_dir():
+        raise InputError(f"{path}: folder {path.parent} does not exist; create it first")
+
+
+def _check_target(path: Path, folder: bool) -> None:
+    """Refuse to replace something of another kind: PNG frames need a folder, a video a file."""
+    if folder and path.exists() and not path.is_dir():
+        raise InputError(f"{path}: is a file, and an output without a suffix is a PNG folder; give a "
+                         f"new folder name, or a video name such as {path.name}.mp4")
+    if not folder and path.exists() and not path.is_file():
+        raise InputError(f"{path}: exists and is not a regular file; choose another output name")
 
 
 class _FileSink:
     """Frames encoded by PyAV into a temporary file next to the target."""
 
     def __init__(self, path: Path, width: int, height: int, fps: Fraction, encoder: Encoder) -> None:
-        self.temp = _temp_name(path, f".part{path.suffix}")
+        self.temp = temp_path(path, f".part{path.suffix}")
         self.temp.touch(exist_ok=False)
         self.fps = fps
         if encoder.codec == "libsvtav1":
@@ -160,7 +206,7 @@ class _PngSink:
             raise InputError(
                 f"{path}: folder holds files other than frame_*.png; give an empty or new folder for PNG output"
             )
-        self.temp = _temp_name(path, ".part")
+        self.temp = temp_path(path, ".part")
         self.temp.mkdir()
         self.encoder = av.CodecContext.create("png", "w")
         self.encoder.width, self.encoder.height, self.encoder.pix_fmt = width, height, "rgb24"
@@ -171,7 +217,7 @@ class _PngSink:
 
     def finish(self, path: Path) -> None:
         if path.is_dir():
-            old = _temp_name(path, ".old")
+            old = temp_path(path, ".old")
             os.replace(path, old)
             os.replace(self.temp, path)
             shutil.rmtree(old)
@@ -205,14 +251,17 @@ class VideoWriter:
         self.width, self.height = width, height
         if width < 1 or height < 1 or fps <= 0:
             raise ValueError(f"bad video shape {width}x{height} at {fps} fps")
-        if not self.path.absolute().parent.is_dir():
-            raise InputError(f"{self.path}: folder {self.path.parent} does not exist; create it first")
+        check_output_folder(self.path)
+        folder = is_folder_output(path)
+        _check_target(self.path, folder)
+        remove_stale(self.path)
         self._count = 0
         self._sink: _FileSink | _PngSink | None
-        if is_folder_output(path):
+        if folder:
             if codec is not None or crf is not None:
                 raise InputError(f"{self.path}: PNG folder output is always lossless; drop --codec and --crf")
-            self._sink = _PngSink(self.path, width, height)
+            with blamed_on(self.path):
+                self._sink = _PngSink(self.path, width, height)
             return
         if self.path.suffix.lower() not in _MUXERS:
             raise InputError(
@@ -220,8 +269,10 @@ class VideoWriter:
                 "use .mp4, .mkv, .mov, .y4m or a folder name for PNG frames"
             )
         encoder = choose_encoder(self.path, width, height, codec, crf, lossless)
+        rate = stream_rate(self.path, Fraction(fps))
         try:
-            self._sink = _FileSink(self.path, width, height, Fraction(fps), encoder)
+            with blamed_on(self.path):
+                self._sink = _FileSink(self.path, width, height, rate, encoder)
         except av.FFmpegError as error:
             raise InputError(f"{self.path}: cannot set up {encoder.codec} ({error.strerror})") from None
 
@@ -239,12 +290,10 @@ class VideoWriter:
                 f"expected uint8 frames of shape (n, {self.height}, {self.width}, 3), "
                 f"got {frames.dtype} {frames.shape}"
             )
-        try:
+        with self._reporting():
             for rgb in stack:
                 self._sink.add(np.ascontiguousarray(rgb), self._count)
                 self._count += 1
-        except av.FFmpegError as error:
-            raise InputError(f"{self.path}: encoding failed ({error.strerror}); check --codec and --crf") from None
 
     def close(self) -> None:
         """Finish the output and move it to ``path``; with no frames written, abort and raise.
@@ -259,10 +308,20 @@ class VideoWriter:
             raise ValueError(f"{self.path}: no frames were written")
         sink, self._sink = self._sink, None
         try:
-            sink.finish(self.path)
+            with self._reporting():
+                sink.finish(self.path)
         except BaseException:
             sink.discard()
             raise
+
+    @contextlib.contextmanager
+    def _reporting(self) -> Iterator[None]:
+        """An OSError names the target; any other FFmpeg error becomes one InputError line."""
+        try:
+            with blamed_on(self.path):
+                yield
+        except av.FFmpegError as error:
+            raise InputError(f"{self.path}: encoding failed ({error.strerror}); check --codec and --crf") from None
 
     def abort(self) -> None:
         """Drop the temporary output; nothing is left at ``path``. Safe to call twice.

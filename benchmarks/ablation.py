@@ -1,0 +1,141 @@
+"""Ablation of the ``grid`` network: what each part of the codec buys, on real video.
+
+Every variant encodes the same frames with :func:`codec.encode` at each quality and reports
+the file's bpp and the encoder's PSNR (the decoder's, bit for bit), then its BD-rate
+against the default settings (PCHIP on RGB PSNR; ``-`` where the curves do not overlap).
+Variants change one thing: latent levels, time slots, values per cell, synthesis width
+and depth, group size, warm start, carrying the last time slot and residual coding across groups, the iteration budget, the noise
+phase, the learning-rate schedule. Encodes run in ``--jobs`` processes of one thread each.
+
+Writes ``<out>/ablation_<tag>.json`` and ``.md``.
+
+Usage::
+
+    python -m benchmarks.ablation samples/carphone.mp4 --frames 24 --qualities 4 7 --tag carphone
+    python -m benchmarks.ablation samples/bikes.mp4 --frames 16 --variants default hidden32 --tag bikes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from codec.bdrate import bd_rate
+
+# name -> (what changes, codec.encode keyword arguments)
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "default": ("the defaults", {}),
+    "levels4": ("4 latent levels instead of 6-7", {"levels": 4}),
+    "channels2": ("2 values per grid cell", {"channels": 2}),
+    "time1": ("finest level with G time slots (halve_time 1)", {"network_overrides": {"halve_time": 1}}),
+    "time3": ("finest level with G/4 time slots (halve_time 3)", {"network_overrides": {"halve_time": 3}}),
+    "hidden8": ("synthesis width 8", {"hidden": 8}),
+    "hidden32": ("synthesis width 32", {"hidden": 32}),
+    "group4": ("4-frame groups", {"group_size": 4}),
+    "group12": ("12-frame groups", {"group_size": 12}),
+    "no_warm_start": ("every group a key group (no warm start, no residuals)", {"key_interval": 1}),
+    "no_carry": ("warm start and residuals from the same time slot, not the last one",
+                 {"fit_overrides": {"carry_time": False}}),
+    "no_residual": ("warm start, but every tensor coded intra", {"fit_overrides": {"residual_coding": False}}),
+    "small_synthesis": ("one per-pixel layer, no convolutions", {"network_overrides": {"layers": 1, "convs": 0}}),
+    "fast": ("preset fast (about 1/3 of the iterations)", {"preset": "fast"}),
+    "slow": ("preset slow (2.5x the iterations)", {"preset": "slow"}),
+    "no_noise": ("straight-through rounding from the start (no noise phase)",
+                 {"fit_overrides": {"noise_fraction": 0.0}}),
+    "constant_lr": ("constant learning rate (no cosine decay)", {"fit_overrides": {"schedule": "constant"}}),
+}
+
+
+def _encode(job: tuple[str, str, int, float, dict]) -> dict:
+    """One encode in a worker process: ``(variant, clip, frames, quality, kwargs)`` -> point."""
+    import codec
+
+    name, clip, frames, quality, kwargs = job
+    kwargs = {"preset": "medium", **kwargs}
+    with tempfile.TemporaryDirectory() as tmp:
+        r = codec.encode(clip, Path(tmp) / "a.nirv", model="grid", quality=quality, stop=frames,
+                         threads=1, **kwargs)
+    return {"variant": name, "quality": quality, "bpp": r.bpp, "psnr": r.psnr, "bytes": r.file_bytes,
+            "seconds": r.seconds, "group_size": r.network["group_size"]}
+
+
+def run(clip: str, *, frames: int = 24, qualities: Sequence[float] = (4.0, 7.0),
+        variants: Sequence[str] = tuple(VARIANTS), jobs: int = 2, out: str | Path = "benchmarks/results",
+        tag: str = "ablation") -> dict:
+    """Encode every variant at every quality; write ``ablation_<tag>.{json,md}``; return the JSON."""
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
+    work = [(v, clip, frames, q, VARIANTS[v][1]) for v in variants for q in qualities]
+    with ProcessPoolExecutor(jobs) as pool:
+        points = list(pool.map(_encode, work))
+    results = {"clip": clip, "frames": frames, "qualities": list(qualities), "points": points,
+               "bd_rate_vs_default": _bd_rates(points)}
+    path = Path(out)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / f"ablation_{tag}.json").write_text(json.dumps(results, indent=1) + "\n")
+    (path / f"ablation_{tag}.md").write_text(_markdown(results))
+    return results
+
+
+def _curve(points: list[dict], variant: str) -> tuple[list[float], list[float]]:
+    mine = sorted((p for p in points if p["variant"] == variant), key=lambda p: p["bpp"])
+    return [p["bpp"] for p in mine], [p["psnr"] for p in mine]
+
+
+def _bd_rates(points: list[dict]) -> dict[str, float | None]:
+    variants = list(dict.fromkeys(p["variant"] for p in points))
+    if "default" not in variants:
+        return {}
+    base = _curve(points, "default")
+    rates: dict[str, float | None] = {}
+    for v in variants:
+        try:
+            rates[v] = bd_rate(*base, *_curve(points, v))
+        except ValueError:  # curves that do not overlap in PSNR, or too few points
+            rates[v] = None
+    return rates
+
+
+def _markdown(results: dict) -> str:
+    qs = results["qualities"]
+    lines = [f"# Ablation of the grid network: {results['clip']}, first {results['frames']} frames",
+             "", "PSNR (RGB, the decoder's) and bpp (the file's) at each quality; BD-rate against "
+             "the defaults (PCHIP; negative is better).", "",
+             "| variant | what changes | " + " | ".join(f"quality {q:g}" for q in qs)
+             + " | BD-rate vs default | encode s |",
+             "|---|---|" + "---|" * len(qs) + "---|---|"]
+    for v in dict.fromkeys(p["variant"] for p in results["points"]):
+        mine = {p["quality"]: p for p in results["points"] if p["variant"] == v}
+        cells = [f"{mine[q]['psnr']:.2f} dB @ {mine[q]['bpp']:.4f}" for q in qs]
+        bd = results["bd_rate_vs_default"].get(v)
+        seconds = sum(p["seconds"] for p in mine.values())
+        lines.append(f"| {v} | {VARIANTS[v][0]} | " + " | ".join(cells)
+                     + f" | {'-' if bd is None else f'{bd:+.1f} %'} | {seconds:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry point; see the module docstring for usage."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.ablation", description=__doc__.split("\n")[0])
+    parser.add_argument("clip")
+    parser.add_argument("--frames", type=int, default=24)
+    parser.add_argument("--qualities", type=float, nargs="+", default=[4.0, 7.0])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--tag", default="ablation")
+    args = parser.parse_args(argv)
+    results = run(args.clip, frames=args.frames, qualities=args.qualities, variants=args.variants,
+                  jobs=args.jobs, out=args.out, tag=args.tag)
+    print(_markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""The registry of group-network kinds: what a file's ``kind`` field selects.
+
+A kind is everything the container, the decoder and the encoder need to know about one
+family of group networks, in one record:
+
+* its name (``--model``) and its code in the file header;
+* its config: defaults for a frame size, and the header's config block (to and from bytes,
+  with bounds checked before anything is allocated);
+* the shapes of its tensors in file order, for a group size and frame size;
+* its decode-side render (this package's shape-and-render modules, no training code);
+* its trainer, named as ``module:factory`` and imported only by the encoder.
+
+Kinds: ``siren`` (the paper's coordinate network, :mod:`nirvana.network`) and ``grid``
+(multi-resolution latent grids and a small synthesis network, :mod:`nirvana.grid`).
+
+Example:
+    >>> kind = KINDS["grid"]
+    >>> cfg = kind.default_config(176, 144)
+    >>> kind.unpack_config(kind.pack_config(cfg), group_size=8) == cfg
+    True
+    >>> sorted(KINDS), by_code(1).name
+    (['grid', 'siren'], 'grid')
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
+from importlib import import_module
+from typing import Any
+
+import torch
+
+from . import grid, network
+from .config import NetworkConfig, check_ranges
+from .grid import GridConfig
+from .patches import PatchGrid
+from .render import render_groups
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One family of group networks (see the module doc)."""
+
+    name: str
+    code: int  # the header's kind byte
+    config_type: type  # the dataclass of its config
+    default_group_size: Callable[[int, int], int]  # (width, height) -> G
+    default_config: Callable[..., Any]  # (width, height, **overrides) -> config
+    pack_config: Callable[[Any], bytes]
+    unpack_config: Callable[..., Any]  # (bytes, group_size=G) -> config; ValueError if bad
+    tensor_shapes: Callable[[Any, int, int, int], list[Shape]]  # (cfg, G, H, W)
+    render_groups: Callable[..., torch.Tensor]  # (B tensor lists, cfg, G, H, W) -> (B, G, 3, H, W)
+    macs_per_pixel: Callable[[Any, int, int, int], float]  # (cfg, G, H, W): decode work
+    trainer: str  # "module:factory" of the encoder's trainable model
+
+    def make_model(self, *args, **kwargs):
+        """The trainable model (imported on first use: the decode path never loads it)."""
+        module, factory = self.trainer.split(":")
+        return getattr(import_module(module), factory)(*args, **kwargs)
+
+
+# ------------------------------------------------------------------------------ siren
+
+_SIREN_BLOCK = ("patch_size", "hidden", "hidden_layers", "channels", "w0")  # G is in the header
+_SIREN_STRUCT = struct.Struct("<" + "".join(
+    f.metadata["fmt"] for f in fields(NetworkConfig) if f.name in _SIREN_BLOCK))
+
+
+def _siren_pack(cfg: NetworkConfig) -> bytes:
+    return _SIREN_STRUCT.pack(*(getattr(cfg, name) for name in _SIREN_BLOCK))
+
+
+def _siren_unpack(data: bytes, group_size: int) -> NetworkConfig:
+    if len(data) != _SIREN_STRUCT.size:
+        raise ValueError(f"siren config block has {len(data)} bytes, expected {_SIREN_STRUCT.size}")
+    cfg = NetworkConfig(group_size, *_SIREN_STRUCT.unpack(data))
+    check_ranges(cfg)
+    return cfg
+
+
+def _siren_shapes(cfg: NetworkConfig, group_size: int, height: int, width: int) -> list[Shape]:
+    return network.tensor_shapes(replace(cfg, group_size=group_size))
+
+
+def _siren_render(tensors: list[list[torch.Tensor]], cfg: NetworkConfig, group_size: int,
+                  height: int, width: int) -> torch.Tensor:
+    return render_groups(tensors, PatchGrid(height, width, cfg.patch_size), cfg)
+
+
+def _siren_macs(cfg: NetworkConfig, group_size: int, height: int, width: int) -> float:
+    """The stem runs once per patch for all G frames; the heads run per pixel."""
+    patches = PatchGrid(height, width, cfg.patch_size).count
+    stem = sum(math.prod(s) for s in network.tensor_shapes(cfg)[:2 * cfg.hidden_layers + 2])
+    heads = 9 * (2 * cfg.channels * cfg.channels / 4 + 3 * cfg.channels / 2)
+    return patches * stem / (height * width * group_size) + heads
+
+
+SIREN = Kind(
+    name="siren", code=0, config_type=NetworkConfig,
+    default_group_size=lambda w, h: NetworkConfig.for_resolution(w, h).group_size,
+    default_config=NetworkConfig.for_resolution,
+    pack_config=_siren_pack, unpack_config=_siren_unpack, tensor_shapes=_siren_shapes,
+    render_groups=_siren_render, macs_per_pixel=_siren_macs, trainer="nirvana.model:siren_model",
+)
+
+
+# ------------------------------------------------------------------------------ grid
+
+def _grid_group_size(width: int, height: int) -> int:
+    return 8
+
+
+def _grid_config(width: int, height: int, **overrides) -> GridConfig:
+    """Grid defaults: levels down to about 4×4 cells at the coarsest, at most 7."""
+    levels = max(1, min(7, int(math.log2(max(1, min(width, height) // 4))) + 1))
+    return replace(GridConfig(levels=levels), **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _grid_render(tensors: list[list[torch.Tensor]], cfg: GridConfig, group_size: int,
+                 height: int, width: int) -> torch.Tensor:
+    return torch.stack([grid.render(t, cfg, group_size, height, width) for t in tensors])
+
+
+GRID = Kind(
+    name="grid", code=1, config_type=GridConfig,
+    default_group_size=_grid_group_size, default_config=_grid_config,
+    pack_config=GridConfig.pack,
+    unpack_config=lambda data, group_size: GridConfig.unpack(data),
+    tensor_shapes=grid.tensor_shapes, render_groups=_grid_render,
+    macs_per_pixel=lambda cfg, g, h, w: cfg.macs_per_pixel(),
+    trainer="nirvana.grid_model:GridNet",
+)
+
+KINDS: dict[str, Kind] = {k.name: k for k in (SIREN, GRID)}
+
+
+def by_code(code: int) -> Kind:
+    """The kind stored as ``code`` in a header; ValueError for an unknown code."""
+    for kind in KINDS.values():
+        if kind.code == code:
+            return kind
+    raise ValueError(f"unknown network kind {code} (this decoder knows "
+                     f"{', '.join(f'{k.code}={k.name}' for k in KINDS.values())})")

@@ -1,0 +1,40 @@
+"""Rebuild the golden .nirv files of the current format version and print their md5s.
+
+Run from the repository root after a deliberate change to the writer, a kind's render or
+the entropy coder; then update the md5s in ``tests/test_golden.py``. ``golden_v1.nirv``
+was written by the version-1 writer (commit 668c2bf) and must never be rebuilt.
+
+    python tests/data/make_golden.py
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+
+import codec
+from codec.bitstream import NirvReader
+from codec.decoder import decoded_groups
+
+DATA = Path(__file__).resolve().parent
+
+
+def decoded_md5(path: Path) -> str:
+    """md5 of every decoded frame, ``(n, H, W, 3)`` uint8 in C order."""
+    with NirvReader(path) as reader:
+        frames = torch.cat([g for _, g in decoded_groups(reader, 0, reader.header.num_frames)])
+    return hashlib.md5(frames.permute(0, 2, 3, 1).contiguous().numpy().tobytes()).hexdigest()
+
+
+def main() -> None:
+    out = DATA / "golden_v2.nirv"
+    codec.encode(DATA / "clip32x24.y4m", out, model="grid", preset="fast", key_iterations=40,
+                 iterations=20, group_size=2, key_interval=2, threads=1)
+    for name in ("golden_v1.nirv", "golden_v2.nirv"):
+        print(name, decoded_md5(DATA / name))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Golden files: one small committed .nirv per format version and the md5 of its decoded
+frames, so that a change to writer and reader together cannot pass unnoticed.
+(``tests/data/make_golden.py`` rebuilds the current version's file after a deliberate change.)"""
+
+import importlib.util
+
+import pytest
+
+from codec.bitstream import NirvReader
+from codec.info import describe
+from conftest import REPO
+
+DATA = REPO / "tests" / "data"
+GOLDEN = {
+    # version 1: siren, written by the version-1 writer (commit 668c2bf), 32x24, 5 frames
+    "golden_v1.nirv": (1, "siren", "870d705be33ab7b242837b7bde7a752a"),
+    # version 2: grid, 32x24, 5 frames
+    "golden_v2.nirv": (2, "grid", "00fe05c3a6980e4284a38ef640927330"),
+}
+
+
+def _make_golden():
+    spec = importlib.util.spec_from_file_location("make_golden", DATA / "make_golden.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN))
+def test_golden_file_decodes_to_its_md5(name):
+    version, kind, md5 = GOLDEN[name]
+    with NirvReader(DATA / name) as reader:
+        assert (reader.version, reader.header.kind) == (version, kind)
+        assert (reader.header.width, reader.header.height, reader.header.num_frames) == (32, 24, 5)
+    assert _make_golden().decoded_md5(DATA / name) == md5
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN))
+def test_golden_file_info(name):
+    d = describe(DATA / name)
+    assert d["version"] == GOLDEN[name][0] and d["header"]["kind"] == GOLDEN[name][1]
+    assert sum(t["bytes"] for t in d["tensors"]) + 12 * len(d["groups"]) == d["totals"]["weight_bytes"] + \
+        d["totals"]["side_bytes"]
+
+
+def test_info_shows_kind_and_bytes_per_level():
+    from click.testing import CliRunner
+
+    from codec.cli import main
+
+    r = CliRunner().invoke(main, ["info", str(DATA / "golden_v2.nirv")])
+    assert r.exit_code == 0, r.output
+    assert "NIRVANA format v2" in r.output and "network: grid (levels" in r.output
+    assert "level0" in r.output and "linear0.w" in r.output and "encoder stats 24" in r.output
+
+
+def _rewrite_header(src, dst, edit) -> None:
+    """Copy a v2 file with its header bytes edited by ``edit`` and the header CRC fixed."""
+    import struct
+    import zlib
+
+    data = bytearray(src.read_bytes())
+    size = struct.unpack_from("<H", data, 6)[0]
+    head = bytearray(data[8:8 + size])
+    edit(head)
+    data[8:8 + size] = head
+    struct.pack_into("<I", data, 8 + size, zlib.crc32(bytes(head)))
+    dst.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("offset, value, field", [
+    (27, 9, "kind"),        # kind byte: no such kind
+    (30, 0, "levels"),      # grid config: levels 0
+    (33, 200, "hidden"),    # grid config: synthesis width 200
+])
+def test_hostile_network_fields_get_one_error_line(tmp_path, offset, value, field):
+    from click.testing import CliRunner
+
+    from codec.cli import main
+
+    bad = tmp_path / "bad.nirv"
+
+    def edit(head):
+        head[offset] = value
+
+    _rewrite_header(DATA / "golden_v2.nirv", bad, edit)
+    for command in (["info", str(bad)], ["decode", str(bad), "-o", str(tmp_path / "o.y4m"), "-q"]):
+        r = CliRunner().invoke(main, command)
+        assert r.exit_code == 1
+        lines = r.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:") and "bad.nirv" in lines[0]
+        assert field in lines[0]
+    assert not (tmp_path / "o.y4m").exists()

@@ -1,0 +1,121 @@
+"""The ``grid`` network kind: shapes, quantization-aware fitting, exact reconstruction, registry."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from codec.bitstream import GroupPayload, pack_group, unpack_group
+from nirvana.config import fit_config
+from nirvana.fit import GroupFitter
+from nirvana.grid import GridConfig, render, tensor_shapes
+from nirvana.grid_model import GridNet
+from nirvana.kinds import KINDS, by_code
+from nirvana.network import weights_from_integers
+
+GRID = KINDS["grid"]
+TINY = GridConfig(levels=3, channels=1, hidden=8, layers=1, convs=1)
+
+
+def smooth_frames(n: int, h: int, w: int) -> torch.Tensor:
+    y, x = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    return torch.stack([torch.stack([x, y, (x + y + t / n) / 2.2]) for t in range(n)])
+
+
+def test_shapes_halve_space_and_time():
+    cfg = GridConfig(levels=4, channels=2, halve_time=1, hidden=6, layers=2, convs=1)
+    shapes = tensor_shapes(cfg, 8, 36, 50)
+    assert shapes[:4] == [(2, 8, 36, 50), (2, 4, 18, 25), (2, 2, 9, 13), (2, 1, 5, 7)]
+    assert shapes[4:] == [(6, 8), (6,), (6, 6), (6,), (3, 6), (3,), (3, 3, 3, 3), (3,)]
+    assert tensor_shapes(GridConfig(levels=2, halve_time=0), 8, 36, 50)[1] == (1, 8, 18, 25)
+    assert tensor_shapes(GridConfig(levels=2, halve_time=2), 8, 36, 50)[:2] == [(1, 4, 36, 50), (1, 2, 18, 25)]
+
+
+def test_registry_round_trips_configs_and_refuses_unknown_codes():
+    for kind in KINDS.values():
+        cfg = kind.default_config(176, 144)
+        assert kind.unpack_config(kind.pack_config(cfg), group_size=cfg.group_size
+                                  if kind.name == "siren" else 8) == cfg
+        assert by_code(kind.code) is kind
+    with pytest.raises(ValueError, match="unknown network kind 9"):
+        by_code(9)
+    with pytest.raises(ValueError, match="levels=0"):
+        GridConfig.unpack(GridConfig(levels=0).pack())
+
+
+def test_default_synthesis_is_small():
+    cfg = GRID.default_config(1920, 1080)
+    assert cfg.levels == 7
+    assert cfg.macs_per_pixel() <= 2000  # the issue's budget for the synthesis network
+
+
+def test_render_handles_odd_sizes_and_short_groups():
+    shapes = tensor_shapes(TINY, 5, 7, 9)
+    tensors = [torch.randn(s) * 0.1 for s in shapes]
+    assert render(tensors, TINY, 5, 7, 9).shape == (5, 3, 7, 9)
+    assert torch.equal(render(tensors, TINY, 5, 7, 9, count=2), render(tensors, TINY, 5, 7, 9)[:2])
+
+
+def test_noise_phase_is_reproducible_and_differs_from_rounding():
+    net = GridNet(TINY, 2, 8, 8, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        net.quant.weight.add_(0.3)
+        a, _ = net.quant(torch.Generator().manual_seed(5))
+        b, _ = net.quant(torch.Generator().manual_seed(5))
+        rounded, _ = net.quant()
+    assert torch.equal(a, b)
+    assert torch.equal(rounded, torch.round(rounded)) and not torch.equal(a, torch.round(a))
+
+
+def fit_group(frames: torch.Tensor, key_iterations: int, **overrides):
+    cfg = fit_config("fast", kind="grid", key_iterations=key_iterations, **overrides)
+    fitter = GroupFitter(GRID, TINY, cfg, frames.shape[2], frames.shape[3], group_size=4)
+    return fitter, fitter.fit(frames, key=True, group_index=0)
+
+
+def test_fit_reconstruction_is_what_a_decoder_renders():
+    frames = smooth_frames(3, 10, 14)  # a short last group: 3 of 4 frames
+    _, fit = fit_group(frames, 12)
+    tensors = weights_from_integers(fit.latents, fit.steps)
+    again = GRID.render_groups([tensors], TINY, 4, 10, 14)[0, :3]
+    assert torch.equal(again, fit.reconstruction)
+    assert [q.shape for q in fit.latents] == tensor_shapes(TINY, 4, 10, 14)
+
+
+def test_fit_is_deterministic_and_warm_starts():
+    frames = smooth_frames(4, 12, 16)
+    runs = []
+    for _ in range(2):
+        fitter, a = fit_group(frames, 10, iterations=6)
+        b = fitter.fit(frames.flip(0), key=False, group_index=1)
+        assert not b.key
+        runs.append([q.tobytes() for q in a.latents + b.latents])
+    assert runs[0] == runs[1]
+
+
+def test_fitting_reaches_a_quality_floor_and_rate_lowers_the_bits():
+    frames = smooth_frames(4, 12, 16)
+    _, short = fit_group(frames, 2, rate_lambda=0.0)
+    _, long = fit_group(frames, 200, rate_lambda=0.0)
+    assert long.psnr > 22 and long.psnr > short.psnr + 8
+    _, cheap = fit_group(frames, 200, rate_lambda=1.0)
+    assert cheap.estimated_bits < 0.7 * long.estimated_bits
+
+
+def test_grid_payload_codes_levels_and_residuals_exactly():
+    frames = smooth_frames(4, 12, 16)
+    fitter, a = fit_group(frames, 20, iterations=10)
+    b = fitter.fit(frames * 0.95, key=False, group_index=1)
+    shapes = tensor_shapes(TINY, 4, 12, 16)
+    first = pack_group(GroupPayload(True, 4, a.iterations, a.psnr, a.latents, a.steps), None)
+    second_payload = GroupPayload(False, 4, b.iterations, b.psnr, b.latents, b.steps)
+    second = pack_group(second_payload, a.latents)
+    g0 = unpack_group(first, shapes, None)
+    g1 = unpack_group(second, shapes, g0.latents)
+    for x, y in zip(g1.latents, b.latents):
+        np.testing.assert_array_equal(x, y)
+    assert g1.scales == b.steps and sum(g1.tensor_bytes) + 12 == len(second)
+    assert math.isclose(sum(second_payload.tensor_bytes), sum(g1.tensor_bytes))
