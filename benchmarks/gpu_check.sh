@@ -35,7 +35,8 @@ step() {  # step SECONDS COMMAND...: run with a limit, log it, pack the results 
 step 30 bash -c 'nvidia-smi -L; python3 -c "import torch, triton, av, constriction, sys
 print(sys.version.split()[0], torch.__version__, triton.__version__, av.__version__, torch.cuda.get_device_name())"'
 step 150 python3 -m pytest -q -p no:cacheprovider tests/test_gpu.py
-step 100 python3 -m benchmarks.speed --device cuda --tag gpu --out "$work"
+step 100 python3 -m benchmarks.speed --device cuda --model grid --tag gpu --out "$work"
+step 100 python3 -m benchmarks.speed --device cuda --model siren --tag gpu_siren --out "$work"
 step 120 bash -c "python3 -m codec encode samples/carphone.mp4 -o $work/carphone.nirv --device cuda \
     && python3 -m codec decode $work/carphone.nirv -o $work/carphone.mp4 --device cuda \
     && python3 -m codec eval $work/carphone.mp4 --ref samples/carphone.mp4 --nirv $work/carphone.nirv"

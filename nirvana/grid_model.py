@@ -16,18 +16,16 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
-from torch import nn
 
 from .grid import GridConfig, synthesize, tensor_shapes, upsample_levels
-from .quant import QuantizedTensors
+from .quant import QuantizedModel, QuantizedTensors
 
 GRID_STEP = 1 / 16  # initial quantization step of grid values (learned per level)
 CONV_INIT = 0.01  # bound of the residual convolutions' initial weights
 
 
-class GridNet(nn.Module):
+class GridNet(QuantizedModel):
     """One group's latent grids and synthesis network, quantized, in file order."""
 
     def __init__(self, cfg: GridConfig, group_size: int, height: int, width: int,
@@ -53,10 +51,6 @@ class GridNet(nn.Module):
         self.quant = QuantizedTensors(inits, steps)
         self.mask = None  # every predicted pixel is a real pixel
 
-    @property
-    def sizes(self) -> list[int]:
-        return self.quant.sizes
-
     def prepare(self, frames: torch.Tensor) -> torch.Tensor:
         """The training target in :meth:`predict`'s layout: frames as they are."""
         return frames
@@ -79,14 +73,3 @@ class GridNet(nn.Module):
             parts[i] = level[:, -1:].expand_as(level).reshape(-1)
         return torch.cat(parts)
 
-    def integer_latents(self) -> list[np.ndarray]:
-        return self.quant.integers()
-
-    def steps(self) -> list[float]:
-        return self.quant.step_values()
-
-    def weight_parameters(self) -> list[nn.Parameter]:
-        return [self.quant.weight]
-
-    def step_parameters(self) -> list[nn.Parameter]:
-        return [self.quant.log_step]

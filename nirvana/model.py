@@ -9,12 +9,11 @@ import math
 
 import numpy as np
 import torch
-from torch import nn
 
 from .config import NetworkConfig
 from .network import render, tensor_shapes
 from .patches import PatchGrid
-from .quant import QuantizedTensors
+from .quant import QuantizedModel, QuantizedTensors
 
 
 def _init_bound(index: int, shape: tuple[int, ...], cfg: NetworkConfig) -> float:
@@ -30,7 +29,7 @@ def _init_bound(index: int, shape: tuple[int, ...], cfg: NetworkConfig) -> float
     return 1.0 / math.sqrt(receptive)
 
 
-class NirvanaNet(nn.Module):
+class NirvanaNet(QuantizedModel):
     """One group's network with quantized weights.
 
     >>> cfg = NetworkConfig(patch_size=8, hidden=16, channels=4)
@@ -49,11 +48,6 @@ class NirvanaNet(nn.Module):
             inits.append((torch.rand(shape, generator=generator) * 2 - 1) * bound)
             steps.append(bound / 2 ** (init_bits - 1))
         self.quant = QuantizedTensors(inits, steps)
-
-    @property
-    def sizes(self) -> list[int]:
-        """Element counts of the tensors, in file order."""
-        return self.quant.sizes
 
     def forward(self, coords: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(N, 2)`` coordinates → pixels ``(N, G, 3, P, P)`` rendered with the
@@ -77,21 +71,6 @@ class NirvanaNet(nn.Module):
         symbols, weights = self.quant(noise)
         return render([w[None] for w in weights], self.coords, self.cfg)[0], symbols
 
-    def exact_weights(self) -> list[torch.Tensor]:
-        """Weights exactly as a decoder rebuilds them from the file."""
-        return self.quant.exact()
-
-    def integer_latents(self) -> list[np.ndarray]:
-        return self.quant.integers()
-
-    def steps(self) -> list[float]:
-        return self.quant.step_values()
-
-    def weight_parameters(self) -> list[nn.Parameter]:
-        return [self.quant.weight]
-
-    def step_parameters(self) -> list[nn.Parameter]:
-        return [self.quant.log_step]
 
 
 def siren_model(cfg: NetworkConfig, group_size: int, height: int, width: int,

@@ -83,3 +83,32 @@ class QuantizedTensors(nn.Module):
     def exact(self) -> list[torch.Tensor]:
         """The coded tensors, rebuilt by the decoder's own function from the file's values."""
         return weights_from_integers(self.integers(), self.step_values(), self.weight.device)
+
+
+class QuantizedModel(nn.Module):
+    """What the fitting loop needs of any kind's trainable model, around its ``quant``
+    (a :class:`QuantizedTensors` holding every coded tensor in file order). Subclasses add
+    ``prepare(frames)``, ``predict(noise)`` and ``mask`` (:mod:`nirvana.fit`)."""
+
+    quant: QuantizedTensors
+
+    @property
+    def sizes(self) -> list[int]:
+        """Element counts of the tensors, in file order."""
+        return self.quant.sizes
+
+    def exact_weights(self) -> list[torch.Tensor]:
+        """The tensors exactly as a decoder rebuilds them from the file."""
+        return self.quant.exact()
+
+    def integer_latents(self) -> list[np.ndarray]:
+        return self.quant.integers()
+
+    def steps(self) -> list[float]:
+        return self.quant.step_values()
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        return [self.quant.weight]
+
+    def step_parameters(self) -> list[nn.Parameter]:
+        return [self.quant.log_step]

@@ -102,3 +102,54 @@ def test_real_process_prints_no_traceback(tmp_path):
     assert p.returncode == 1
     assert p.stderr.strip().startswith("error: ") and "Traceback" not in p.stderr
     assert p.stdout == ""
+
+
+BAD_ENCODE_OPTIONS = [
+    (["--frames", "5:2"], "--frames 5:2: need 0 <= START < STOP"),
+    (["--frames", "x"], "--frames 'x': expected START:STOP"),
+    (["--size", "0x5"], "--size 0x5: width must be between 1 and 16384"),
+    (["--size", "99999x99999"], "--size 99999x99999"),
+    (["--quality", "-3"], "--quality -3.0: must be between 0 and 10"),
+    (["--quality", "11"], "--quality 11.0"),
+    (["--quality", "inf"], "--quality inf"),
+    (["--quality", "nan"], "--quality nan"),
+    (["--target-psnr", "nan"], "--target-psnr nan"),
+    (["--group-size", "0"], "--group-size 0: must be between 1 and 64"),
+    (["--group-size", "-1"], "--group-size -1"),
+    (["--model", "siren", "--group-size", "17"], "--group-size 17: must be between 1 and 16"),
+    (["--model", "siren", "--patch-size", "0"], "--patch-size 0: must be between 4 and 256"),
+    (["--model", "siren", "--patch-size", "512"], "--patch-size 512"),
+    (["--model", "siren", "--patch-size", "6"], "--patch-size 6: must be a multiple of 4"),
+    (["--patch-size", "8"], "--patch-size applies to --model siren only"),
+    (["--model", "siren", "--levels", "3"], "--levels applies to --model grid only"),
+    (["--hidden", "0"], "--hidden 0: must be between 1 and 64"),
+    (["--key-interval", "0"], "--key-interval 0: must be between 1 and 65535"),
+    (["--key-interval", "70000"], "--key-interval 70000"),
+    (["--iterations", "0"], "--iterations 0: must be between 1 and 4294967295"),
+    (["--iterations", "-5"], "--iterations -5"),
+    (["--fps", "nan"], "--fps nan"),
+    (["--fps", "1e-9"], "--fps 1e-09"),
+    (["--seed", "-1"], "--seed -1"),
+]
+
+
+@pytest.mark.parametrize(("args", "expect"), BAD_ENCODE_OPTIONS, ids=[" ".join(a) for a, _ in BAD_ENCODE_OPTIONS])
+def test_bad_encode_option_is_refused_before_anything_is_read(tmp_path, args, expect):
+    # the input does not exist: an option error must come before the input is opened
+    fails("encode", str(tmp_path / "missing.mp4"), "-o", str(tmp_path / "x.nirv"), *args, expect=expect)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_decode_and_eval_options(tmp_path):
+    good = tmp_path / "g.nirv"
+    assert CliRunner().invoke(main, ["encode", str(CARPHONE), "-o", str(good), "--frames", "0:3",
+                                     "--key-iterations", "5", "--iterations", "2", "--threads", "1",
+                                     "-q"]).exit_code == 0
+    for crf in ("-1", "100"):
+        fails("decode", str(good), "-o", str(tmp_path / "x.mp4"), "--crf", crf, expect=f"--crf {crf} is outside 0..51")
+    fails("decode", str(good), "-o", str(tmp_path / "x.mkv"), "--codec", "libsvtav1", "--crf", "64",
+          expect="outside 0..63")
+    fails("decode", str(good), "-o", str(tmp_path / "x.mp4"), "--batch", "0", expect="--batch 0")
+    fails("eval", str(CARPHONE), "--ref", str(CARPHONE), "--frames", "5:2", expect="stop frame 2")
+    fails("eval", str(CARPHONE), "--ref", str(CARPHONE), "--size", "0x5", expect="0x5")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.nirv"]

@@ -54,3 +54,17 @@ def test_missing_nirv(videos, tmp_path):
     _, _, ref_path, dec_path = videos
     with pytest.raises(InputError, match="no such .nirv"):
         evaluate(dec_path, ref_path, nirv=tmp_path / "missing.nirv", start=2, stop=5)
+
+
+def test_frames_under_the_ms_ssim_window_have_no_ms_ssim(tmp_path):
+    frames = np.random.default_rng(1).integers(0, 256, (2, 8, 10, 3), dtype=np.uint8)
+    path = _clip(tmp_path / "tiny.mkv", frames)
+    result = evaluate(path, path)
+    assert result["ms_ssim"] is None
+    assert (result["frames"], result["psnr_rgb"]) == (2, 100.0)
+
+
+def test_errors_name_the_frames_option(videos):
+    _, _, ref_path, dec_path = videos
+    with pytest.raises(InputError, match="pass the same --frames used for encoding"):
+        evaluate(dec_path, ref_path, start=0, stop=4)

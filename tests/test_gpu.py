@@ -57,13 +57,14 @@ def test_cuda_decode_equals_cuda_encoder_reconstruction(cuda_encoded, tmp_path, 
     assert np.array_equal(frames_of(tmp_path / "dec.mkv"), frames_of(d / "recon.mkv"))
 
 
-def test_cuda_encoding_is_deterministic_across_runs_and_workers(cuda_encoded, tmp_path):
-    d = cuda_encoded
-    run("encode", str(CARPHONE), "-o", str(tmp_path / "again.nirv"), "--frames", "0:9",
-        "--device", "cuda", *FAST)
-    run("encode", str(CARPHONE), "-o", str(tmp_path / "two.nirv"), "--frames", "0:9",
-        "--device", "cuda", "--workers", "2", *FAST)
-    first = (d / "c.nirv").read_bytes()
+def test_cuda_siren_encoding_is_deterministic_across_runs_and_workers(tmp_path):
+    # siren only: the grid kind's bilinear upsampling has no deterministic CUDA backward
+    # (atomic adds), so its GPU encodes are not bit-reproducible (README, "GPUs")
+    args = ["--frames", "0:9", "--device", "cuda", "--model", "siren", *FAST]
+    run("encode", str(CARPHONE), "-o", str(tmp_path / "one.nirv"), *args)
+    run("encode", str(CARPHONE), "-o", str(tmp_path / "again.nirv"), *args)
+    run("encode", str(CARPHONE), "-o", str(tmp_path / "two.nirv"), "--workers", "2", *args)
+    first = (tmp_path / "one.nirv").read_bytes()
     assert (tmp_path / "again.nirv").read_bytes() == first
     assert (tmp_path / "two.nirv").read_bytes() == first
 

@@ -180,7 +180,7 @@ def test_outputs_never_alias_the_input_or_each_other(tmp_path):
 def test_raw_yuv_with_a_different_size_or_a_partial_frame(tmp_path):
     frame = 32 * 24 * 3 // 2
     named = tmp_path / "clip_32x24.yuv"
-    named.write_bytes(bytes(range(256)) * (3 * frame // 256))
+    named.write_bytes((bytes(range(256)) * 14)[: 3 * frame])
     fails("encode", str(named), "-o", str(tmp_path / "o.nirv"), *TINY, "--size", "16x16",
           expect="the name says 32x24 but --size is 16x16")
     partial = tmp_path / "part.yuv"
@@ -188,7 +188,6 @@ def test_raw_yuv_with_a_different_size_or_a_partial_frame(tmp_path):
     fails("encode", str(partial), "-o", str(tmp_path / "o.nirv"), *TINY, "--size", "32x24",
           expect="--ignore-trailing-bytes")
     assert not (tmp_path / "o.nirv").exists()
-    encode_ok("-o", str(tmp_path / "o.nirv"))  # CLIP itself, then the partial .yuv with the flag
     result = CliRunner().invoke(main, ["encode", str(partial), "-o", str(tmp_path / "p.nirv"), *TINY,
                                        "--size", "32x24", "--ignore-trailing-bytes"])
     assert result.exit_code == 0, result.output

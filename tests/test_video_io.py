@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 from pathlib import Path
 
@@ -256,3 +257,52 @@ def test_writer_errors(tmp_path):
     one_line_error(lambda: VideoWriter(tmp_path / "x.mp4", 16, 16, fps, codec="ffv1"), ".mkv")
     one_line_error(lambda: VideoWriter(tmp_path / "x.mp4", 16, 16, fps, codec="vp8"), "unknown codec")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_writer_refuses_bad_crf_and_unstorable_frame_rates(tmp_path):
+    fps = Fraction(25)
+    one_line_error(lambda: VideoWriter(tmp_path / "x.mp4", 16, 16, fps, crf=-1), "--crf -1", "0..51")
+    one_line_error(lambda: VideoWriter(tmp_path / "x.mp4", 16, 16, fps, crf=52), "--crf 52", "0..51")
+    one_line_error(lambda: VideoWriter(tmp_path / "x.mkv", 16, 16, fps, codec="libsvtav1", crf=64), "0..63")
+    for rate in (Fraction(2**31), Fraction(1, 2**31), Fraction(1, 2**20)):
+        for name in ("x.mp4", "x.mkv", "x.y4m"):
+            one_line_error(lambda: VideoWriter(tmp_path / name, 16, 16, rate), f"frame rate {rate}", "PNG folder")
+    assert list(tmp_path.iterdir()) == []
+    odd = Fraction(2**32 - 1, 2**32 - 2)  # terms beyond 32 bits: rounded to a storable rate
+    with VideoWriter(tmp_path / "x.mp4", 16, 16, odd) as out:
+        out.write(clip(16, 16, 2))
+    assert read_all(tmp_path / "x.mp4")[0].fps == 1
+
+
+def test_writer_refuses_to_replace_another_kind_of_file(tmp_path):
+    plain = tmp_path / "frames"
+    plain.write_text("notes")
+    one_line_error(lambda: VideoWriter(plain, 16, 16, Fraction(25)), "frames: is a file", "frames.mp4")
+    (tmp_path / "x.mp4").mkdir()  # an existing folder is a PNG output, whatever its name
+    with VideoWriter(tmp_path / "x.mp4", 16, 16, Fraction(25)) as out:
+        out.write(clip(16, 16, 1))
+    assert [p.name for p in (tmp_path / "x.mp4").iterdir()] == ["frame_000000.png"]
+    one_line_error(lambda: VideoWriter(plain / "x.mp4", 16, 16, Fraction(25)), "is a file, not a folder")
+    assert plain.read_text() == "notes"
+
+
+def test_raw_yuv_size_must_agree_with_name_and_length(tmp_path):
+    frame = 32 * 24 * 3 // 2
+    named = tmp_path / "clip_32x24.yuv"
+    named.write_bytes(bytes(3 * frame))
+    one_line_error(lambda: open_video(named, size=(16, 16)), "the name says 32x24", "--size is 16x16")
+    assert read_all(named, size=(32, 24))[0].num_frames == 3
+    partial = tmp_path / "clip.yuv"
+    partial.write_bytes(bytes(2 * frame + 7))
+    one_line_error(lambda: open_video(partial, size=(32, 24)), "not a multiple", "--ignore-trailing-bytes")
+    info, frames = read_all(partial, size=(32, 24), ignore_trailing_bytes=True)
+    assert info.num_frames == 2 and frames.shape == (2, 24, 32, 3)
+    one_line_error(lambda: open_video(partial, size=(99999, 99999)), "99999x99999", "16384")
+
+
+def test_pipes_and_devices_are_not_opened(tmp_path):
+    fifo = tmp_path / "clip.yuv"
+    os.mkfifo(fifo)
+    one_line_error(lambda: open_video(fifo, size=(32, 24)), "clip.yuv", "pipe (FIFO)")
+    one_line_error(lambda: open_video("/dev/zero"), "/dev/zero", "character device")
+    one_line_error(lambda: open_video(CARPHONE, fps=float("nan")), "frame rate nan")
