@@ -164,21 +164,28 @@ def main() -> None:
 @click.option("--stats", "stats_path", type=click.Path(path_type=str), default=None, help="Write per-group stats as JSON here.")
 @click.option("--recon", type=click.Path(path_type=str), default=None,
               help="Also write the encoder's reconstruction (what the decoder will output) to this video.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted encode (same input and options) from the finished segments kept beside OUT.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @_user_errors
 def encode(input, output, model, preset, quality, target_psnr, group_size, patch_size, hidden, channels,
            levels, key_interval, iterations, key_iterations, frame_range, size, fps, ignore_trailing_bytes, device,
-           workers, threads, seed, stats_path, recon, quiet):
+           workers, threads, seed, stats_path, recon, resume, quiet):
     """Encode INPUT (a video file, raw .yuv, or PNG folder) into a .nirv file."""
     from codec.encoder import encode as run
 
     start, stop = _range(frame_range)
-    report = run(input, output, model=model, preset=preset, quality=quality, target_psnr=target_psnr,
-                 group_size=group_size, patch_size=patch_size, hidden=hidden, channels=channels, levels=levels,
-                 key_interval=key_interval, iterations=iterations, key_iterations=key_iterations,
-                 start=start, stop=stop, size=_size(size), fps=fps, ignore_trailing_bytes=ignore_trailing_bytes,
-                 device=device, workers=workers, threads=threads,
-                 seed=seed, stats_path=stats_path, reconstruction=recon, progress=not quiet)
+    try:
+        report = run(input, output, model=model, preset=preset, quality=quality, target_psnr=target_psnr,
+                     group_size=group_size, patch_size=patch_size, hidden=hidden, channels=channels, levels=levels,
+                     key_interval=key_interval, iterations=iterations, key_iterations=key_iterations,
+                     start=start, stop=stop, size=_size(size), fps=fps, ignore_trailing_bytes=ignore_trailing_bytes,
+                     device=device, workers=workers, threads=threads, seed=seed, stats_path=stats_path,
+                     reconstruction=recon, resume=resume, progress=not quiet)
+    except KeyboardInterrupt as e:  # its note says which finished segments --resume can use
+        for note in getattr(e, "__notes__", ()):
+            click.echo(note, err=True)
+        raise
     if report is not None:  # None on torchrun ranks other than 0
         click.echo(report.summary())
 
@@ -195,14 +202,18 @@ def encode(input, output, model, preset, quality, target_psnr, group_size, patch
 @click.option("--lossless", is_flag=True, help="Exact RGB output (libx264rgb qp 0, or ffv1 with --codec ffv1 in .mkv).")
 @click.option("--batch", type=int, default=None,
               help="Groups rendered at once (default: by frame size); fewer where the memory budget needs it.")
+@click.option("--conceal", is_flag=True,
+              help="Decode past damaged groups: repeat the last good frame up to the next key group.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @_user_errors
-def decode(input, output, frame_range, device, video_codec, crf, lossless, batch, quiet):
+def decode(input, output, frame_range, device, video_codec, crf, lossless, batch, conceal, quiet):
     """Decode a .nirv file INPUT to a video file or PNG folder."""
     from codec.decoder import decode as run
 
     report = run(input, output, frames=frame_range, device=device, codec=video_codec, crf=crf,
-                 lossless=lossless, batch=batch, progress=not quiet)
+                 lossless=lossless, batch=batch, progress=not quiet, conceal=conceal)
+    for concealed in report.concealed:
+        click.echo(f"warning: {concealed}", err=True)
     click.echo(report.summary())
 
 

@@ -6,6 +6,11 @@ groups in batches with the network kind's render (:mod:`nirvana.kinds`), the fun
 the encoder's own reconstruction, and streams the frames to the writer. Imports no training
 code.
 
+A damaged group (CRC failure or unparsable payload) stops the decode with an error naming the
+group and its frames; with ``conceal=True`` (``nirvana decode --conceal``) its frames, and
+those of every group after it up to the next key group (their residuals build on it), repeat
+the last good frame (gray where none was decoded before), and the report lists them.
+
 Example:
     >>> report = decode("carphone.nirv", "carphone_decoded.mp4")   # doctest: +SKIP
 """
@@ -15,8 +20,8 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -24,8 +29,8 @@ import numpy as np
 import torch
 
 from codec import limits
-from codec.bitstream import Header, NirvReader
-from codec.errors import InputError
+from codec.bitstream import GroupPayload, Header, NirvReader
+from codec.errors import BitstreamError, InputError
 from codec.options import check_distinct
 from codec.progress import progress_bar
 from codec.schedule import check_device, configure_device
@@ -36,6 +41,29 @@ from nirvana.patches import PatchGrid
 from nirvana.render import to_uint8
 
 PathLike = str | os.PathLike[str]
+OnDamage = Callable[[int, BitstreamError], None]  # (concealed group, the error that broke the chain)
+GRAY = 128  # what a concealed frame shows when no good frame was decoded before it
+
+
+def frames_text(start: int, stop: int) -> str:
+    """Frames ``[start, stop)`` in words.
+
+    >>> frames_text(2, 4), frames_text(4, 5)
+    ('frames 2..3', 'frame 4')
+    """
+    return f"frame {start}" if stop - start == 1 else f"frames {start}..{stop - 1}"
+
+
+@dataclass(frozen=True)
+class Concealed:
+    """A run of frames ``[start, stop)`` replaced because a group was damaged (``reason``)."""
+
+    start: int
+    stop: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{frames_text(self.start, self.stop)} concealed: {self.reason}"
 
 
 @dataclass
@@ -46,13 +74,16 @@ class DecodeReport:
     height: int
     seconds: float
     bytes_read: int  # chunk payload bytes read: less than the file when decoding a range
+    concealed: list[Concealed] = field(default_factory=list)  # decode(conceal=True) only
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else math.inf
 
     def summary(self) -> str:
-        return (f"decoded {self.frames} frames {self.width}x{self.height} -> {self.path}\n"
+        hidden = sum(c.stop - c.start for c in self.concealed)
+        return (f"decoded {self.frames} frames {self.width}x{self.height} -> {self.path}"
+                + (f" ({hidden} concealed)" if hidden else "") + "\n"
                 f"time {self.seconds:.2f} s ({self.fps:.1f} frames/s), {self.bytes_read} payload bytes read")
 
 
@@ -60,6 +91,12 @@ def group_shapes(header: Header) -> list[tuple[int, ...]]:
     """The tensor shapes of every group of a file, in file order."""
     return KINDS[header.kind].tensor_shapes(header.network, header.group_size, header.height,
                                             header.width)
+
+
+def group_frames(header: Header, index: int) -> tuple[int, int]:
+    """Frames ``[start, stop)`` of group ``index``."""
+    start = index * header.group_size
+    return start, min(start + header.group_size, header.num_frames)
 
 
 def parse_frame_range(text: str | None, num_frames: int, what: str) -> tuple[int, int]:
@@ -93,41 +130,76 @@ def auto_batch(header: Header) -> int:
     return limits.budget(header).batch(min(32, wanted))
 
 
+def group_payloads(reader: NirvReader, first: int, last: int, on_damage: OnDamage | None = None
+                   ) -> Iterator[tuple[int, GroupPayload | None]]:
+    """Yield ``(group index, payload)`` for groups ``first..last``, read along the residual
+    chain from the key group at or before ``first``.
+
+    A damaged group raises BitstreamError naming it and its frames. With ``on_damage`` it is
+    concealed instead: its payload is None, and so is that of every group after it up to the
+    next key group (residuals of it); each is reported as ``on_damage(index, error)``.
+    """
+    shapes = group_shapes(reader.header)
+    prev, damage = None, None
+    for index in range(reader.key_group_at_or_before(first), last + 1):
+        if damage is None or reader.is_key(index):
+            try:
+                payload, damage = reader.read_payload(index, shapes, prev), None
+            except BitstreamError as e:
+                if on_damage is None:
+                    where = frames_text(*group_frames(reader.header, index))
+                    raise BitstreamError(f"{e}; group {index} holds {where} (decode with --conceal "
+                                         "to repeat the last good frame over them)") from None
+                damage = e
+        prev = None if damage is not None else payload.latents
+        if index < first:
+            continue
+        if damage is not None:
+            on_damage(index, damage)
+        yield index, None if damage is not None else payload
+
+
 def decoded_groups(reader: NirvReader, start: int, stop: int, device: str = "cpu",
-                   batch: int | None = None) -> Iterator[tuple[int, torch.Tensor]]:
+                   batch: int | None = None, on_damage: OnDamage | None = None
+                   ) -> Iterator[tuple[int, torch.Tensor]]:
     """Yield ``(group index, frames (n, 3, H, W) uint8)`` covering frames ``[start, stop)``.
 
     Only the chunks from the key group at or before ``start`` onward are read. Weights are
     rebuilt group by group (cheap); ``batch`` groups are rendered together, fewer if the
-    batch budget says so. A header over the limits of :mod:`codec.limits` raises BitstreamError.
+    batch budget says so. A header over the limits of :mod:`codec.limits` raises BitstreamError;
+    so does a damaged group, unless ``on_damage`` is given (see :func:`group_payloads`): then
+    a concealed group repeats the last frame yielded before it (gray if there is none).
     """
     header = reader.header
     kind: Kind = KINDS[header.kind]
     cfg = header.network
-    shapes = group_shapes(header)
     batch = limits.check(header, reader.name).batch(batch or auto_batch(header))
     g = header.group_size
-    first, last = start // g, (stop - 1) // g
     pending: list[tuple[int, list[torch.Tensor], int]] = []
+    still: torch.Tensor | None = None  # the last frame yielded, which a concealed group repeats
 
     def render_pending() -> Iterator[tuple[int, torch.Tensor]]:
+        nonlocal still
         with torch.no_grad():
             frames = to_uint8(kind.render_groups([w for _, w, _ in pending], cfg, g, header.height,
                                                  header.width))
         for (index, _, count), group in zip(pending, frames):
             yield index, group[:count]
+        still = group[count - 1 : count].clone()  # not a view that keeps the batch alive
         pending.clear()
 
-    prev = None
-    for index in range(reader.key_group_at_or_before(first), last + 1):
-        payload = reader.read_payload(index, shapes, prev)
-        prev = payload.latents
-        if index < first:
-            continue
-        pending.append((index, weights_from_integers(payload.latents, payload.scales, device),
-                        payload.num_frames))
-        if len(pending) == batch:
+    for index, payload in group_payloads(reader, start // g, (stop - 1) // g, on_damage):
+        if payload is not None:
+            pending.append((index, weights_from_integers(payload.latents, payload.scales, device),
+                            payload.num_frames))
+        if pending and (payload is None or len(pending) == batch):
             yield from render_pending()
+        if payload is None:
+            if still is None:
+                still = torch.full((1, 3, header.height, header.width), GRAY, dtype=torch.uint8,
+                                   device=device)
+            first, end = group_frames(header, index)
+            yield index, still.repeat(end - first, 1, 1, 1)
     if pending:
         yield from render_pending()
 
@@ -143,12 +215,15 @@ def decode(
     lossless: bool = False,
     batch: int | None = None,
     progress: bool = False,
+    conceal: bool = False,
 ) -> DecodeReport:
     """Decode ``input`` (a .nirv file) to ``output`` (.mp4/.mkv/.y4m or a PNG folder).
 
     ``batch`` groups are rendered at once (default: about 4096 patches' worth; at most what
     the batch budget of :mod:`codec.limits` allows). Files over its limits, pipes and devices
-    are refused, and so is an ``output`` that is the input.
+    are refused, and so is an ``output`` that is the input. A damaged group raises
+    BitstreamError naming it and its frames; with ``conceal``, its frames up to the next key
+    group repeat the last good frame instead, and ``report.concealed`` lists them.
     """
     if batch is not None and batch < 1:
         raise InputError(f"--batch {batch}: must be at least 1")
@@ -158,11 +233,18 @@ def decode(
     with limits.open_nirv(input) as reader:
         h = reader.header
         start, stop = parse_frame_range(frames, h.num_frames, str(input))
+        concealed: list[Concealed] = []
+
+        def note(index: int, error: BitstreamError) -> None:
+            first, end = group_frames(h, index)
+            _add_run(concealed, Concealed(max(first, start), min(end, stop), str(error)))
+
         written = 0
         with (VideoWriter(output, h.width, h.height, Fraction(h.fps_num, h.fps_den),
                           codec=codec, crf=crf, lossless=lossless) as writer,
               progress_bar(stop - start, "frame", progress) as bar):
-            for index, group in decoded_groups(reader, start, stop, device, batch):
+            for index, group in decoded_groups(reader, start, stop, device, batch,
+                                               note if conceal else None):
                 lo = max(start - index * h.group_size, 0)
                 hi = min(stop - index * h.group_size, group.shape[0])
                 chunk = group[lo:hi].permute(0, 2, 3, 1).cpu().numpy()
@@ -171,4 +253,13 @@ def decode(
                 if bar is not None:
                     bar.update(chunk.shape[0])
         bytes_read = reader.bytes_read
-    return DecodeReport(str(output), written, h.width, h.height, time.perf_counter() - t0, bytes_read)
+    return DecodeReport(str(output), written, h.width, h.height, time.perf_counter() - t0, bytes_read,
+                        concealed)
+
+
+def _add_run(runs: list[Concealed], run: Concealed) -> None:
+    """Append ``run``, merged into the last run when it continues it for the same reason."""
+    if runs and runs[-1].stop == run.start and runs[-1].reason == run.reason:
+        runs[-1] = Concealed(runs[-1].start, run.stop, run.reason)
+    else:
+        runs.append(run)

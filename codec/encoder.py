@@ -19,7 +19,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -29,9 +29,10 @@ import torch
 
 from codec.bitstream import GroupPayload, Header, NirvWriter, pack_group
 from codec.errors import InputError
-from codec.options import check_options, check_outputs, check_plan
+from codec.options import check_options, check_outputs, check_plan, check_resume
 from codec.progress import progress_bar
-from codec.schedule import configure_device, placement, run_segments
+from codec.resume import SegmentStore, manifest, segment_store
+from codec.schedule import Placement, configure_device, placement, run_segments
 from codec.tempfiles import write_atomic
 from codec.video import VideoWriter, open_video
 from nirvana.config import FitConfig, fit_config
@@ -86,6 +87,7 @@ class EncodeReport:
     network: dict
     fit: dict
     groups: list[GroupStats] = field(default_factory=list)
+    resumed: tuple[int, int] | None = None  # with resume: (segments kept from before, segments fitted)
 
     @property
     def bpp(self) -> float:
@@ -96,12 +98,16 @@ class EncodeReport:
         return self.file_bytes * 8 / (self.frames / self.fps) / 1000
 
     def summary(self) -> str:
-        return (
+        text = (
             f"encoded {self.frames} frames {self.width}x{self.height} -> {self.path}\n"
             f"PSNR {self.psnr:.2f} dB  bpp {self.bpp:.4f}  {self.kbps:.1f} kbit/s  "
             f"{self.file_bytes} bytes  time {self.seconds:.1f} s "
             f"({self.seconds / self.frames:.2f} s/frame)"
         )
+        if self.resumed is not None:
+            kept, fitted = self.resumed
+            text += f"\nresumed: kept {kept} of {kept + fitted} segments from the interrupted encode, fitted {fitted}"
+        return text
 
     def to_json(self) -> dict:
         return {**asdict(self), "bpp": self.bpp, "kbps": self.kbps}
@@ -207,6 +213,7 @@ def encode(
     seed: int = 0,
     stats_path: PathLike | None = None,
     reconstruction: PathLike | None = None,
+    resume: bool = False,
     progress: bool = False,
     fit_overrides: dict | None = None,
     network_overrides: dict | None = None,
@@ -226,6 +233,9 @@ def encode(
     other :class:`~nirvana.config.FitConfig` fields and ``network_overrides`` other fields of
     the kind's config (for experiments and ablations).
     ``ignore_trailing_bytes`` lets a raw ``.yuv`` input end in a partial frame (dropped).
+    Finished segments are kept beside ``output`` until it is complete (:mod:`codec.resume`);
+    ``resume`` continues an interrupted encode from them (same input and options), and the
+    file is byte-identical to an uninterrupted encode's.
 
     Every option, the output paths and the file the options describe are checked before any
     fitting (:mod:`codec.options`); an InputError names the option or file at fault.
@@ -237,6 +247,7 @@ def encode(
                   group_size=group_size, patch_size=patch_size, hidden=hidden, channels=channels,
                   levels=levels, key_interval=key_interval, iterations=iterations,
                   key_iterations=key_iterations, start=start, stop=stop, size=size, fps=fps, seed=seed)
+    check_resume(resume, reconstruction, where.world)
     output = Path(output)
     if writes:
         check_outputs(input, output, stats_path, reconstruction)
@@ -282,12 +293,14 @@ def encode(
 
     groups: list[GroupStats] = []
     total_groups = segments[-1].first_group + segments[-1].num_groups
-    with (NirvWriter(output, header.size) as writer, _reconstruction_writer(reconstruction, info) as recon_out,
-          progress_bar(total_groups, "group", progress) as bar):
+    store_or_none = (segment_store(output, manifest(input, start, header, fit_cfg, where), resume)
+                     if where.world == 1 else contextlib.nullcontext())  # torchrun: nothing to keep
+    with (store_or_none as store, NirvWriter(output, header.size) as writer,
+          _reconstruction_writer(reconstruction, info) as recon_out, progress_bar(total_groups, "group", progress) as bar):
         show_group, show_step = _bar_group(bar), _bar_step(bar)
         on_result = None if bar is None else (lambda chunk: [show_group(s) for _, s, _ in chunk])
-        for chunk in run_segments(_fit_segment, jobs, where, on_result,
-                                  on_group=show_group, on_step=show_step):
+        kept = 0 if store is None else len(store.kept)
+        for chunk in _segment_results(jobs, where, store, on_result, on_group=show_group, on_step=show_step):
             for data, stats, recon in chunk:
                 writer.add_group(data, stats.key)
                 groups.append(stats)
@@ -295,14 +308,36 @@ def encode(
                     recon_out.write(recon)
         num_frames = sum(g.frames for g in groups)  # what was really read
         file_bytes = writer.close(replace(header, num_frames=num_frames, num_groups=len(groups)))
+        if store is not None:
+            store.discard()
     frame_psnrs = [p for g in groups for p in g.frame_psnrs]
     report = EncodeReport(str(output), info.width, info.height, num_frames, float(info.fps),
                           file_bytes, float(np.mean(frame_psnrs)), time.perf_counter() - t0,
                           {"kind": model, "group_size": group_size, **asdict(net_cfg)},
-                          asdict(fit_cfg), groups)
+                          asdict(fit_cfg), groups, (kept, len(segments) - kept) if resume else None)
     if stats_path is not None:
         write_atomic(stats_path, json.dumps(report.to_json(), indent=1))
     return report
+
+
+def _segment_results(jobs: list[_Job], where: Placement, store: SegmentStore | None,
+                     on_result: Callable[[list[Fitted]], None] | None, **callbacks) -> Iterator[list[Fitted]]:
+    """Every segment's groups in order: those ``store`` kept from an interrupted encode, the
+    others fitted by :func:`run_segments` and stored as they arrive."""
+    kept = {} if store is None else store.kept
+    missing = [job for job in jobs if job.segment.index not in kept]
+    with contextlib.closing(run_segments(_fit_segment, missing, where, on_result, **callbacks)) as fitted:
+        for job in jobs:
+            index = job.segment.index
+            if index in kept:
+                chunk = [(data, GroupStats(**stats), None) for data, stats in kept[index]]
+                if on_result is not None:
+                    on_result(chunk)
+            else:
+                chunk = next(fitted)
+                if store is not None:
+                    store.save(index, [(data, asdict(stats)) for data, stats, _ in chunk])
+            yield chunk
 
 
 def _reconstruction_writer(path: PathLike | None, info) -> contextlib.AbstractContextManager:

@@ -12,6 +12,7 @@ size, widths, levels), the group payload's u32 iteration count, and the README (
 * :func:`check_options`: the values of the options, and the output paths;
 * :func:`check_distinct`: no two of the input and outputs name the same file (by resolved
   path or by inode), so that no output can overwrite the input or another output;
+* :func:`check_resume`: ``--resume`` and the options it cannot go with;
 * :func:`check_plan`: once the input is opened, the header the encode would write (frame
   size, frame rate, frame count, network) and the decoder's limits (:mod:`codec.limits`).
 
@@ -197,6 +198,20 @@ def check_outputs(input: PathLike, output: PathLike, stats: PathLike | None,
         if example and path.exists() and not path.is_file():
             kind = "a folder" if path.is_dir() else "not a regular file"
             raise InputError(f"{path}: is {kind}; give a file name such as {example}")
+
+
+def check_resume(resume: bool, reconstruction: PathLike | None, ranks: int) -> None:
+    """``--resume`` (:mod:`codec.resume`): a flag, and not with ``--recon`` (reconstructions are
+    not kept with the finished segments) or under torchrun (``ranks`` > 1: its ranks hand
+    their segments over only at the end, so none is ever kept)."""
+    if not isinstance(resume, bool):
+        raise InputError(f"resume={resume!r}: must be True or False")
+    if resume and reconstruction is not None:
+        raise InputError("--resume cannot be combined with --recon: reconstructions are not kept with "
+                         "the finished segments; drop --recon and decode the .nirv afterwards")
+    if resume and ranks > 1:
+        raise InputError("--resume does not work under torchrun, whose ranks keep no finished segments; "
+                         "encode with --workers or a --device list instead")
 
 
 def check_plan(input: PathLike, header: Header) -> None:
