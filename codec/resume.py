@@ -23,6 +23,15 @@ SIGINT and SIGTERM (and SIGKILL, which allows no cleanup) leave it for ``--resum
 Without ``--resume`` an encode starts over: it empties the folder of a dead run (a live run's
 is left alone, and this encode then keeps no segments). With ``--resume`` it keeps the valid
 segments and fits the rest, or refuses, naming the first difference, if the manifest differs.
+
+Example:
+    >>> store_folder(Path("videos/clip.nirv"))
+    PosixPath('videos/.clip.nirv.segments')
+    >>> blob = _pack("digest", 0, [(b"chunk", {"key": True})])
+    >>> _unpack(blob, "digest", 0)
+    [(b'chunk', {'key': True})]
+    >>> _unpack(blob[:-1], "digest", 0), _unpack(blob, "another encode's digest", 0)
+    (None, None)
 """
 
 from __future__ import annotations
@@ -44,8 +53,11 @@ from typing import Any
 
 import torch
 
+from codec.bitstream import Header
 from codec.errors import InputError
+from codec.schedule import Placement
 from codec.tempfiles import blamed_on
+from nirvana.config import FitConfig
 
 FORMAT = 1  # of the folder's files; part of the manifest
 MANIFEST = "manifest.json"
@@ -53,7 +65,7 @@ HOLD_ENV = "NIRVANA_TEST_HOLD_AFTER_SEGMENTS"  # tests: wait to be killed after 
 _MAGIC = b"NSEG"
 _LENGTH = struct.Struct("<I")
 _SUM = hashlib.sha256().digest_size
-_SEGMENT = re.compile(r"segment-(\d{6})\.bin")
+_SEGMENT = re.compile(r"segment-(\d+)\.bin")
 
 Groups = list[tuple[bytes, dict]]  # one segment: (chunk payload, GroupStats as a dict) per group
 
@@ -69,13 +81,11 @@ def _device_name(device: str) -> str:
     return torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type
 
 
-def manifest(input: str | os.PathLike[str], start: int, header: Any, fit: Any, placement: Any) -> dict:
-    """Everything that decides the bytes of an encode, as plain JSON values.
-
-    ``header`` is the :class:`~codec.bitstream.Header` to be written, ``fit`` the
-    :class:`~nirvana.config.FitConfig` and ``placement`` the :class:`~codec.schedule.Placement`
-    (its thread count and devices; the number of workers changes nothing).
-    """
+def manifest(input: str | os.PathLike[str], start: int, header: Header, fit: FitConfig,
+             placement: Placement) -> dict:
+    """Everything that decides the bytes of an encode, as plain JSON values: ``header`` is the
+    one to be written, ``placement`` gives the thread count and devices (the number of workers
+    changes nothing)."""
     st = os.stat(input)
     record = {
         "format": FORMAT,

@@ -7,6 +7,9 @@ own leftovers from another live process's work: :func:`remove_stale` deletes the
 of a target whose process no longer exists (one killed by SIGKILL or a power cut), and leaves
 those of live processes alone. SIGINT and SIGTERM need no such help: the CLI turns both into
 an exception, and the writers' context managers remove their temporaries on the way out.
+What an interrupted encode keeps on purpose, its finished segments for ``--resume`` in
+``.{target name}.segments/`` (:mod:`codec.resume`), is no temporary: :func:`remove_stale`
+leaves it alone.
 
 Example:
     >>> import tempfile
