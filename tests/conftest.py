@@ -7,7 +7,6 @@ between the encoder's worker processes and the tests.
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from click.testing import CliRunner
 
@@ -17,7 +16,7 @@ from codec.video import open_video
 torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
+DATA = REPO / "tests" / "data"  # small real clips, cut by tests/data/make_small_data.py
 CARPHONE = REPO / "samples" / "carphone.mp4"
 
 # Small but real encoder settings: 9 carphone frames = 3 groups, key groups 0 and 2.
@@ -36,10 +35,3 @@ def frames_of(path, **kw) -> np.ndarray:
     """Every frame of a video as one ``(n, H, W, 3)`` uint8 array."""
     with open_video(path, **kw) as src:
         return np.stack(list(src.frames()))
-
-
-@pytest.fixture
-def data_dir() -> Path:
-    if not DATA.is_dir():
-        pytest.skip(f"shared test data folder {DATA} is missing")
-    return DATA

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from codec.cli import main
-from conftest import CARPHONE
+from conftest import CARPHONE, DATA
 
 
 def fails(*args: str, expect: str) -> str:
@@ -62,8 +62,8 @@ def test_damaged_nirv_chunk_is_caught(tmp_path):
     assert not (tmp_path / "out.mkv").exists()
 
 
-def test_wrong_size_for_raw_yuv(data_dir, tmp_path):
-    src = data_dir / "CiscoVT2people_320x192_12fps.yuv"
+def test_wrong_size_for_raw_yuv(tmp_path):
+    src = DATA / "CiscoVT2people_160x96_12fps.yuv"
     fails("encode", str(src), "-o", str(tmp_path / "x.nirv"), "--size", "333x200", expect="333x200")
     assert not (tmp_path / "x.nirv").exists()
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from codec.bitstream import NirvReader
-from conftest import CARPHONE, FAST, frames_of, run
+from conftest import CARPHONE, DATA, FAST, frames_of, run
 
 
 @pytest.fixture(scope="module")
@@ -90,17 +90,17 @@ def test_info_lists_groups_and_totals(encoded):
     assert desc["groups"][1]["residual_tensors"] > 0
 
 
-def test_y4m_input(data_dir, tmp_path):
-    src = data_dir / "foreman_qcif8.y4m"
+def test_y4m_input(tmp_path):
+    src = DATA / "foreman_qcif6.y4m"
     run("encode", str(src), "-o", str(tmp_path / "f.nirv"), "--frames", "0:4", *FAST)
     run("decode", str(tmp_path / "f.nirv"), "-o", str(tmp_path / "f.y4m"), "-q")
     assert frames_of(tmp_path / "f.y4m").shape == (4, 144, 176, 3)
 
 
-def test_raw_yuv_input_sized_by_name(data_dir, tmp_path):
-    src = data_dir / "CiscoVT2people_320x192_12fps.yuv"
+def test_raw_yuv_input_sized_by_name(tmp_path):
+    src = DATA / "CiscoVT2people_160x96_12fps.yuv"
     out = run("encode", str(src), "-o", str(tmp_path / "c.nirv"), "--frames", "0:2", "--key-iterations", "20", "-q")
-    assert "2 frames 320x192" in out
+    assert "2 frames 160x96" in out
     with NirvReader(tmp_path / "c.nirv") as r:
         assert (r.header.fps_num, r.header.fps_den) == (12, 1)
 
@@ -124,12 +124,12 @@ def test_module_entry_point(encoded):
     assert "key groups" in out
 
 
-def test_scene_cut_becomes_a_key_group(data_dir, tmp_path):
+def test_scene_cut_becomes_a_key_group(tmp_path):
     """carphone then foreman (same size): the first foreman group must be coded as a key."""
     from codec.video import VideoWriter
 
     a = frames_of(CARPHONE, stop=6)
-    b = frames_of(data_dir / "foreman_qcif8.y4m", stop=6)
+    b = frames_of(DATA / "foreman_qcif6.y4m", stop=6)
     joined = tmp_path / "joined.mkv"
     with VideoWriter(joined, 176, 144, 25, lossless=True) as w:
         w.write(np.concatenate([a, b]))

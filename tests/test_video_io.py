@@ -15,9 +15,8 @@ from codec.errors import InputError
 from codec.video import VideoInfo, VideoWriter, open_video
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = REPO / "tests" / "data"  # small real clips, cut by tests/data/make_small_data.py
 CARPHONE = REPO / "samples" / "carphone.mp4"
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"shared test data folder {DATA} is missing")
 
 
 def clip(width: int, height: int, n: int) -> np.ndarray:
@@ -62,31 +61,28 @@ def one_line_error(call, *words: str) -> None:
 # --- reading ---------------------------------------------------------------------------------
 
 
-@needs_data
 def test_y4m_input():
-    info, frames = read_all(DATA / "foreman_qcif8.y4m")
-    assert (info.width, info.height, info.num_frames, info.bit_depth) == (176, 144, 8, 8)
+    info, frames = read_all(DATA / "foreman_qcif6.y4m")
+    assert (info.width, info.height, info.num_frames, info.bit_depth) == (176, 144, 6, 8)
     assert info.fps == Fraction(30000, 1001)
-    assert frames.shape == (8, 144, 176, 3)
+    assert frames.shape == (6, 144, 176, 3)
 
 
-@needs_data
 def test_raw_yuv_matches_y4m_conversion(tmp_path):
     raw = tmp_path / "foreman_176x144_30fps.yuv"
-    raw.write_bytes(y4m_planes(DATA / "foreman_qcif8.y4m", 176, 144))
+    raw.write_bytes(y4m_planes(DATA / "foreman_qcif6.y4m", 176, 144))
     info, frames = read_all(raw, start=2, stop=5)
     assert (info.width, info.height, info.fps, info.num_frames) == (176, 144, Fraction(30), 3)
-    _, reference = read_all(DATA / "foreman_qcif8.y4m", start=2, stop=5)
+    _, reference = read_all(DATA / "foreman_qcif6.y4m", start=2, stop=5)
     np.testing.assert_array_equal(frames, reference)
 
 
-@needs_data
 def test_raw_yuv_size_from_name_and_explicit(tmp_path):
-    info, frames = read_all(DATA / "CiscoVT2people_320x192_12fps.yuv")
-    assert (info.width, info.height, info.fps, info.num_frames) == (320, 192, Fraction(12), 9)
+    info, frames = read_all(DATA / "CiscoVT2people_160x96_12fps.yuv")
+    assert (info.width, info.height, info.fps, info.num_frames) == (160, 96, Fraction(12), 4)
     plain = tmp_path / "capture.yuv"
-    plain.write_bytes((DATA / "CiscoVT2people_320x192_12fps.yuv").read_bytes())
-    info2, frames2 = read_all(plain, size=(320, 192), fps=12)
+    plain.write_bytes((DATA / "CiscoVT2people_160x96_12fps.yuv").read_bytes())
+    info2, frames2 = read_all(plain, size=(160, 96), fps=12)
     assert info2 == info
     np.testing.assert_array_equal(frames2, frames)
 
@@ -127,12 +123,11 @@ def test_png_folder_input(tmp_path, size):
     np.testing.assert_array_equal(got, frames)
 
 
-@needs_data
 def test_single_png_frame_folder(tmp_path):
-    source = DATA / "YachtRide_1920x1080_ref.png"
+    source = DATA / "YachtRide_480x270_crop.png"
     (tmp_path / "only.png").write_bytes(source.read_bytes())
     info, frames = read_all(tmp_path)
-    assert (info.num_frames, frames.shape) == (1, (1, 1080, 1920, 3))
+    assert (info.num_frames, frames.shape) == (1, (1, 270, 480, 3))
     np.testing.assert_array_equal(frames[0], skio.imread(source)[..., :3])
 
 
