@@ -22,7 +22,6 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from codec.entropy import encode_ints

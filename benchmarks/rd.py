@@ -357,7 +357,7 @@ def _markdown(results: dict, notes: Sequence[str] = ()) -> str:
                 f"| {p['decode_seconds']:.2f} |"
             )
         anchors = [a for a in ANCHORS if any(a in row for row in rows.values())]
-        lines += ["", f"BD-rate (RGB PSNR, PCHIP) of each method against each anchor, %; negative = "
+        lines += ["", "BD-rate (RGB PSNR, PCHIP) of each method against each anchor, %; negative = "
                   "fewer bits:", "", "| method | " + " | ".join(f"vs {a}" for a in anchors) + " |",
                   "|---" * (len(anchors) + 1) + "|"]
         for method, row in rows.items():

@@ -34,18 +34,17 @@ class GridNet(QuantizedModel):
         self.cfg, self.group_size, self.height, self.width = cfg, group_size, height, width
         inits, steps = [], []
         shapes = tensor_shapes(cfg, group_size, height, width)
+        bound = 0.0  # the last weight's bound, which its bias shares
         for i, shape in enumerate(shapes):
             if i < cfg.levels:
                 inits.append(torch.zeros(shape))
                 steps.append(GRID_STEP)
                 continue
-            if len(shape) == 1:  # a bias: the bound of its weight
-                bound = bound_of_weight
-            elif len(shape) == 4:
+            if len(shape) == 4:
                 bound = CONV_INIT
-            else:
+            elif len(shape) == 2:
                 bound = 1.0 / math.sqrt(shape[1])
-            bound_of_weight = bound
+            # a bias (1-D) keeps the bound of the weight before it
             inits.append((torch.rand(shape, generator=generator) * 2 - 1) * bound)
             steps.append(bound / 2 ** (init_bits - 1))
         self.quant = QuantizedTensors(inits, steps)
