@@ -48,6 +48,15 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "no_noise": ("straight-through rounding from the start (no noise phase)",
                  {"fit_overrides": {"noise_fraction": 0.0}}),
     "constant_lr": ("constant learning rate (no cosine decay)", {"fit_overrides": {"schedule": "constant"}}),
+    # the context model (nirvana.context): which inputs it reads, and its width
+    "ctx_spatial": ("context model on same-level neighbours (space, and t-1)",
+                    {"network_overrides": {"context": 8, "context_inputs": 3}}),
+    "ctx_coarser": ("context model, + the next-coarser level",
+                    {"network_overrides": {"context": 8, "context_inputs": 7}}),
+    "ctx_all": ("context model, + the previous group (all inputs)",
+                {"network_overrides": {"context": 8, "context_inputs": 15}}),
+    "ctx_all4": ("context model of width 4, all inputs", {"network_overrides": {"context": 4}}),
+    "ctx_all16": ("context model of width 16, all inputs", {"network_overrides": {"context": 16}}),
 }
 
 

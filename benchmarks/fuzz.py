@@ -145,7 +145,7 @@ def load(path: Path) -> Base:
         chunks.append((offset, len(payload)))
         offset += 8 + len(payload)
     found = _walk("prelude", 4, PRELUDE)
-    header_fields = _header_fields(header, version)
+    header_fields = _header_fields(header, version, len(head))
     found += header_fields
     payload_cuts = []
     for i, (chunk, _) in enumerate(chunks):
@@ -195,14 +195,17 @@ def _declared(*classes: type) -> dict[str, tuple[str, float]]:
     return found
 
 
-def _header_fields(header: Header, version: int) -> list[Field]:
+def _header_fields(header: Header, version: int, size: int) -> list[Field]:
+    """The header's fields; a config block written before later fields were added (``size``
+    bytes in all) holds only the first ones."""
     if version == 1:
         specs = _declared(Header, NetworkConfig)
         return _walk("header", 8, [(name, *specs[name]) for name in V1_HEADER])
     kind = [("kind", "B", max(k.code for k in KINDS.values())), ("config_length", "H", None)]
     config = [(name, *spec) for name, spec in _declared(type(header.network)).items()
               if name != "group_size"]  # siren's G is in the common fields
-    return _walk("header", 8, [(name, *spec) for name, spec in _declared(Header).items()] + kind + config)
+    found = _walk("header", 8, [(name, *spec) for name, spec in _declared(Header).items()] + kind + config)
+    return [f for f in found if _end(f) <= 8 + size]
 
 
 def _payload_fields(i: int, start: int, data: bytes, header: Header) -> list[Field]:

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from codec.bitstream import GroupPayload, Header, NirvWriter, pack_group
+from codec.bitstream.group import CARRIED, RESIDUAL, ContextLayout
 from codec.errors import InputError
 from codec.options import check_options, check_outputs, check_plan, check_resume
 from codec.progress import progress_bar
@@ -164,6 +165,8 @@ def _fit_segment(job: _Job, on_group: Callable[[GroupStats], None] | None = None
         fitter = GroupFitter(KINDS[job.kind], job.net, job.fit, src.info.height, src.info.width,
                              job.device, group_size=job.group_size)
         prev = None
+        layout = KINDS[job.kind].context_layout(job.net)
+        context = None if layout is None else ContextLayout(*layout)
         for local, group in enumerate(src.groups(job.group_size)):
             t0 = time.perf_counter()
             index = seg.first_group + local
@@ -172,11 +175,12 @@ def _fit_segment(job: _Job, on_group: Callable[[GroupStats], None] | None = None
             fit = fitter.fit(frames, key=local == 0, group_index=index, progress=step)
             payload = GroupPayload(fit.key, group.shape[0], fit.iterations, fit.psnr,
                                    fit.latents, fit.steps)
-            data = pack_group(payload, prev if job.fit.residual_coding else None)
+            data = pack_group(payload, prev if job.fit.residual_coding else None, context)
             prev = fit.latents
             stats = GroupStats(index, fit.key, group.shape[0], fit.iterations, fit.psnr,
                                fit.frame_psnrs, len(data), payload.weight_bytes, payload.side_bytes,
-                               fit.estimated_bits / 8, sum(m != 0 for m in payload.modes), time.perf_counter() - t0)
+                               fit.estimated_bits / 8, sum(m in (RESIDUAL, CARRIED) for m in payload.modes),
+                               time.perf_counter() - t0)
             if on_group is not None:
                 on_group(stats)
             recon = None
@@ -199,6 +203,7 @@ def encode(
     hidden: int | None = None,
     channels: int | None = None,
     levels: int | None = None,
+    context: int | None = None,
     key_interval: int | None = None,
     iterations: int | None = None,
     key_iterations: int | None = None,
@@ -221,7 +226,8 @@ def encode(
     """Encode frames ``[start, stop)`` of ``input`` into the ``.nirv`` file ``output``.
 
     ``model`` picks the network kind (``grid`` or ``siren``, :mod:`nirvana.kinds`);
-    ``patch_size`` applies to ``siren`` only and ``levels`` to ``grid`` only.
+    ``patch_size`` applies to ``siren`` only, ``levels`` and ``context`` (the width of the
+    context entropy model, 0 for none) to ``grid`` only.
 
     ``device`` names one device or a comma-separated list (one worker each);
     ``workers`` runs that many worker processes on a single named device, each with
@@ -245,7 +251,7 @@ def encode(
     writes = where.rank == 0
     check_options(model=model, preset=preset, quality=quality, target_psnr=target_psnr,
                   group_size=group_size, patch_size=patch_size, hidden=hidden, channels=channels,
-                  levels=levels, key_interval=key_interval, iterations=iterations,
+                  levels=levels, context=context, key_interval=key_interval, iterations=iterations,
                   key_iterations=key_iterations, start=start, stop=stop, size=size, fps=fps, seed=seed)
     check_resume(resume, reconstruction, where.world)
     output = Path(output)
@@ -275,7 +281,7 @@ def encode(
                                       patch_size=patch_size, hidden=hidden, channels=channels)
     else:
         net_cfg = kind.default_config(info.width, info.height, levels=levels, hidden=hidden,
-                                      channels=channels)
+                                      channels=channels, context=context)
     net_cfg = replace(net_cfg, **(network_overrides or {}))
     header = Header(width=info.width, height=info.height, num_frames=num_frames,
                     fps_num=info.fps.numerator, fps_den=info.fps.denominator, group_size=group_size,

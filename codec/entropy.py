@@ -88,7 +88,7 @@ def split_sizes(data: bytes) -> tuple[int, int]:
 
     Example: ``split_sizes(encode_ints(x)) == coded_size(x)``.
     """
-    reader = _Reader(data)
+    reader = BlobReader(data)
     _read_params(reader)
     return reader.remaining, reader.pos
 
@@ -101,7 +101,7 @@ def decode_ints(data: bytes, count: int) -> np.ndarray:
     """
     if count < 0:
         raise ValueError(f"count must be >= 0, got {count}")
-    reader = _Reader(data)
+    reader = BlobReader(data)
     kind, params = _read_params(reader)
     payload = reader.take(reader.remaining)
     if kind == CONSTANT:
@@ -156,7 +156,7 @@ def _tables(counts: np.ndarray) -> list[np.ndarray]:
 
 
 def _categorical(symbols: np.ndarray, lo: int, table: np.ndarray) -> _Blob:
-    side = bytes([CATEGORICAL]) + _zigzag_varint(lo) + _varint(len(table)) + _varints(table)
+    side = bytes([CATEGORICAL]) + _zigzag_varint(lo) + varint(len(table)) + _varints(table)
     model = _MODEL.Categorical(table.astype(np.float64), perfect=False)
     return _Blob(side, _ans_encode(symbols, model))
 
@@ -167,7 +167,7 @@ def _laplace(values: np.ndarray, lo: int, hi: int, counts: np.ndarray) -> _Blob:
     side = (
         bytes([LAPLACE])
         + _zigzag_varint(lo)
-        + _varint(hi - lo)
+        + varint(hi - lo)
         + _zigzag_varint(mean)
         + np.float16(scale).tobytes()
     )
@@ -214,8 +214,12 @@ def _raw_pack(offsets: np.ndarray, bits: int) -> bytes:
 # --------------------------------------------------------------------------- decoder
 
 
-class _Reader:
-    """Bounds-checked cursor over a blob; every short read raises BitstreamError."""
+class BlobReader:
+    """Bounds-checked cursor over a blob; every short read raises BitstreamError.
+
+    >>> BlobReader(varint(300) + b"x").varint(1000)
+    300
+    """
 
     def __init__(self, data: bytes) -> None:
         self.data = memoryview(data).cast("B")
@@ -274,7 +278,7 @@ class _Reader:
         return np.add.reduceat(parts, starts)
 
 
-def _read_params(reader: _Reader) -> tuple[int, tuple]:
+def _read_params(reader: BlobReader) -> tuple[int, tuple]:
     """Parse and validate the kind byte and model parameters; leaves ``reader`` at the payload."""
     kind = reader.byte()
     if kind == CONSTANT:
@@ -356,7 +360,8 @@ def _raw_decode(payload: memoryview, count: int, lo: int, bits: int) -> np.ndarr
 # --------------------------------------------------------------------------- varints
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
+    """Unsigned LEB128: ``varint(300) == b'\\xac\\x02'``."""
     out = bytearray()
     while value >= 0x80:
         out.append(value & 0x7F | 0x80)
@@ -366,7 +371,7 @@ def _varint(value: int) -> bytes:
 
 
 def _zigzag_varint(value: int) -> bytes:
-    return _varint(2 * value if value >= 0 else -2 * value - 1)
+    return varint(2 * value if value >= 0 else -2 * value - 1)
 
 
 def _varints(values: np.ndarray) -> bytes:
@@ -380,4 +385,4 @@ def _varints(values: np.ndarray) -> bytes:
     return groups[index < lengths[:, None]].tobytes()
 
 
-__all__ = ["encode_ints", "decode_ints", "coded_size", "split_sizes"]
+__all__ = ["encode_ints", "decode_ints", "coded_size", "split_sizes", "varint", "BlobReader"]

@@ -18,7 +18,7 @@ import os
 from dataclasses import asdict
 
 from codec.limits import open_nirv
-from codec.bitstream.group import STATS_BYTES
+from codec.bitstream.group import CARRIED, CONTEXT, RESIDUAL, STATS_BYTES
 from codec.decoder import group_shapes
 from nirvana.kinds import KINDS
 
@@ -36,6 +36,8 @@ def tensor_names(kind: str, network) -> list[str]:
             names += [f"linear{i}.w", f"linear{i}.b"]
         for i in range(network.convs):
             names += [f"conv{i}.w", f"conv{i}.b"]
+        if network.context:
+            names += ["context.w1", "context.b1", "context.w2", "context.b2", "context.offsets"]
         return names
     names = []
     for i in range(network.hidden_layers + 1):
@@ -64,7 +66,8 @@ def describe(path: str | os.PathLike[str]) -> dict:
                 "index": i, "key": g.is_key, "frames": g.num_frames, "iterations": g.iterations,
                 "psnr": _finite(g.psnr), "bytes": g.weight_bytes + g.side_bytes,
                 "weight_bytes": g.weight_bytes, "side_bytes": g.side_bytes,
-                "residual_tensors": sum(m != 0 for m in g.modes), "tensors": len(g.modes),
+                "residual_tensors": sum(m in (RESIDUAL, CARRIED) for m in g.modes),
+                "context_tensors": sum(m == CONTEXT for m in g.modes), "tensors": len(g.modes),
             })
         file_bytes = reader.file_size
         version = reader.version
@@ -110,14 +113,14 @@ def format_description(d: dict) -> str:
         f"key interval {h['key_interval']}",
         "",
         f"{'group':>5} {'kind':>4} {'frames':>6} {'iters':>6} {'PSNR':>7} {'bytes':>8} "
-        f"{'weights':>8} {'side':>6} {'resid':>6}",
+        f"{'weights':>8} {'side':>6} {'resid':>6} {'ctx':>3}",
     ]
     for g in d["groups"]:
         psnr = f"{g['psnr']:>7.2f}" if g["psnr"] is not None else f"{'-':>7}"
         lines.append(
             f"{g['index']:>5} {'key' if g['key'] else 'res':>4} {g['frames']:>6} {g['iterations']:>6} "
             f"{psnr} {g['bytes']:>8} {g['weight_bytes']:>8} {g['side_bytes']:>6} "
-            f"{g['residual_tensors']:>3}/{g['tensors']:<2}"
+            f"{g['residual_tensors']:>3}/{g['tensors']:<2} {g['context_tensors']:>3}"
         )
     lines += ["", "bytes per tensor, all groups (coded data + model + record):"]
     lines += [f"  {x['name']:<10} {'x'.join(map(str, x['shape'])):>18} {x['bytes']:>9}" for x in d["tensors"]]

@@ -41,7 +41,6 @@ PathLike = str | os.PathLike[str]
 
 U32_MAX = 2**32 - 1  # iterations are stored as a u32 in every group
 QUALITY_RANGE = (0.0, 10.0)  # README: --quality 0..10
-NETWORK_OPTIONS = ("patch_size", "hidden", "channels", "levels")  # codec.encode keywords
 
 
 def _bounds(table: type, name: str) -> tuple[float, float, int]:
@@ -125,6 +124,7 @@ def check_options(
     hidden: int | None = None,
     channels: int | None = None,
     levels: int | None = None,
+    context: int | None = None,
     key_interval: int | None = None,
     iterations: int | None = None,
     key_iterations: int | None = None,
@@ -146,7 +146,7 @@ def check_options(
     _check_real("--quality", quality, *QUALITY_RANGE, " (0 smallest file, 10 best quality)")
     _check_real("--target-psnr", target_psnr, 0.0, 100.0, " dB")
     _check_network(model, {"patch_size": patch_size, "hidden": hidden, "channels": channels,
-                           "levels": levels}, group_size)
+                           "levels": levels, "context": context}, group_size)
     _check_int("--key-interval", key_interval, *_bounds(Header, "key_interval"))
     _check_int("--iterations", iterations, 1, U32_MAX)
     _check_int("--key-iterations", key_iterations, 1, U32_MAX)

@@ -95,8 +95,8 @@ class FitConfig:
     init_bits: int = 6  # initial step = init range / 2**(init_bits-1)
     noise_fraction: float = 0.0  # share of each budget trained with noise instead of rounding
     schedule: str = "constant"  # learning rate: "constant" or "cosine" (down to lr / 20)
-    cut_histogram: float = 0.25  # colour-histogram change (0..1) that may be a scene cut ...
-    cut_db: float = 0.0  # ... if the warm start is also less than this (dB) above a flat image
+    cut_psnr: float = 20.0  # a frame change below this PSNR (dB) may be a scene cut ...
+    cut_drop: float = 6.0  # ... if it is also this many dB below the median recent change
     key_interval: int = 20  # a key group every this many groups (2 s at 30 fps with G=3)
     residual_coding: bool = True  # code tensors against the previous group where smaller (ablation)
     carry_time: bool = True  # grid: warm start from, and predict from, the last time slot (ablation)

@@ -24,7 +24,6 @@ import torch
 from .config import FitConfig
 from .kinds import Kind
 from .network import weights_from_integers
-from .rate import coded_bits
 from .render import to_uint8
 
 
@@ -49,10 +48,32 @@ def psnr_from_mse(mse: float) -> float:
     return 100.0 if mse <= 1e-10 else -10.0 * math.log10(mse)
 
 
-def colour_histogram(frames: torch.Tensor, bins: int = 16) -> torch.Tensor:
-    """Per-channel histograms of ``(n, 3, H, W)`` frames in [0, 1], normalised to sum to 1."""
-    h = torch.cat([torch.histc(frames[:, c].float(), bins, 0, 1) for c in range(3)])
-    return h / h.sum()
+def frame_changes(previous: torch.Tensor | None, frames: torch.Tensor) -> list[float]:
+    """PSNR (dB) between each frame of ``frames`` (n, 3, H, W) and the one before it.
+
+    ``previous`` is the last frame of the previous group (1, 3, H, W), or None at the start.
+    """
+    seq = frames if previous is None else torch.cat([previous, frames])
+    mse = ((seq[1:] - seq[:-1]) ** 2).mean(dim=(1, 2, 3))
+    return [psnr_from_mse(m) for m in mse.tolist()]
+
+
+def is_scene_cut(changes: list[float], recent: list[float], cut_psnr: float, cut_drop: float) -> bool:
+    """True if one of ``changes`` (a group's frame-to-frame PSNRs) is a cut.
+
+    A cut is a change below ``cut_psnr`` that is also ``cut_drop`` dB below the median of
+    ``recent + changes`` (the changes seen lately): a cut in the middle of a group counts,
+    and a fast pan, whose every frame changes a lot, does not.
+
+    >>> is_scene_cut([25.0, 7.9, 21.8], [25.2, 25.0], 20.0, 6.0)
+    True
+    >>> is_scene_cut([17.0, 16.0, 17.5], [18.2, 17.7], 20.0, 6.0)
+    False
+    """
+    if not changes:
+        return False
+    median = float(np.median(recent + changes))
+    return min(changes) < min(cut_psnr, median - cut_drop)
 
 
 class GroupFitter:
@@ -78,7 +99,8 @@ class GroupFitter:
         self.net: torch.nn.Module | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.previous: torch.Tensor | None = None  # flat latents of the last group
-        self.last_histogram: torch.Tensor | None = None
+        self.last_frame: torch.Tensor | None = None  # for scene-cut detection
+        self.recent_changes: list[float] = []  # frame-to-frame PSNRs lately (dB)
 
     def _start_key_group(self, group_index: int) -> None:
         gen = torch.Generator().manual_seed(self.fit_cfg.seed * 1_000_003 + group_index)
@@ -94,32 +116,24 @@ class GroupFitter:
             progress: Callable[[int, float], None] | None = None) -> GroupFit:
         """Fit ``frames`` (n, 3, H, W) in [0, 1]; n may be below the group size at the end.
 
-        A scene cut restarts the group as a key group with the key budget. A cut is a group
-        whose colour histogram differs from the previous group's by more than
-        ``cut_histogram`` (half the L1 distance, 0..1) and whose warm start renders it no
-        better than ``cut_db`` above a flat image of its mean colour. The histogram keeps a
-        fast pan (whose misaligned warm start also scores badly) from being taken for a cut.
+        A scene cut (:func:`is_scene_cut`, anywhere in the group) restarts the group as a
+        key group with the key budget.
         """
         cfg = self.fit_cfg
         target = frames.to(self.device)
-        histogram = colour_histogram(target)
-        changed = (self.last_histogram is not None
-                   and float((histogram - self.last_histogram).abs().sum()) / 2 > cfg.cut_histogram)
-        self.last_histogram = histogram
-        if not key and self.net is not None:
-            cut_below = None
-            if changed:
-                flat = target.mean(dim=(2, 3), keepdim=True)
-                cut_below = psnr_from_mse(float(((target - flat) ** 2).mean())) + cfg.cut_db
-            fit = self._run(target, cfg.iterations, progress, group_index, cut_below=cut_below)
-            if fit is not None:
-                return fit
+        if key:  # forget what came before, so that a segment fits the same on any worker
+            self.last_frame, self.recent_changes = None, []
+        changes = frame_changes(self.last_frame, target)
+        cut = not key and is_scene_cut(changes, self.recent_changes, cfg.cut_psnr, cfg.cut_drop)
+        self.last_frame = target[-1:]
+        self.recent_changes = (self.recent_changes + changes)[-16:]
+        if not key and not cut and self.net is not None:
+            return self._run(target, cfg.iterations, progress, group_index)
         self._start_key_group(group_index)
-        return self._run(target, cfg.key_iterations, progress, group_index, cut_below=None)
+        return self._run(target, cfg.key_iterations, progress, group_index)
 
-    def _run(self, frames: torch.Tensor, budget: int, progress, group_index: int,
-             cut_below: float | None) -> GroupFit | None:
-        """The training loop of one group; None if it turned out to be a scene cut."""
+    def _run(self, frames: torch.Tensor, budget: int, progress, group_index: int) -> GroupFit:
+        """The training loop of one group."""
         cfg = self.fit_cfg
         net, opt, previous = self.net, self.optimizer, self.previous
         if not cfg.residual_coding:
@@ -143,12 +157,6 @@ class GroupFitter:
         noisy = int(budget * cfg.noise_fraction)
         noise = torch.Generator(device=self.device).manual_seed(cfg.seed * 1_000_003 + group_index)
 
-        if cut_below is not None:  # how well the untouched warm start renders this group
-            with torch.no_grad():
-                out, _ = net.predict()
-                if psnr_from_mse(float(((_first(out, n) - target) ** 2 * mask).sum() / valid)) < cut_below:
-                    return None
-
         best_loss, best_state, best_at = math.inf, None, 0
         best_psnr, last_gain = -math.inf, 0
         it = 0
@@ -158,7 +166,7 @@ class GroupFitter:
             opt.param_groups[0]["lr"], opt.param_groups[1]["lr"] = base_lr * scale, step_lr * scale
             out, symbols = net.predict(noise if it <= noisy else None)
             mse = ((_first(out, n) - target) ** 2 * mask).sum() / valid
-            loss = mse + cfg.rate_lambda * coded_bits(symbols, net.sizes, references) / pixels
+            loss = mse + cfg.rate_lambda * net.coded_bits(symbols, references) / pixels
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if it <= noisy:  # the noisy loss is not the coded one: no best state, no stopping
@@ -193,7 +201,7 @@ class GroupFitter:
             err = (to_uint8(recon).float() - torch.round(frames * 255)) / 255
             frame_psnrs = [psnr_from_mse(float(e)) for e in (err ** 2).mean(dim=(1, 2, 3))]
             ints = net.quant.flat_integers()
-            est = float(coded_bits(ints, net.sizes, references))
+            est = float(net.coded_bits(ints, references))
         self.previous = ints
         return GroupFit(previous is None, latents, steps, recon, frame_psnrs, it, est)
 

@@ -38,6 +38,7 @@ import torch
 from torch.nn import functional as F
 
 from .config import check_ranges, spec
+from .context import context_shapes
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class GridConfig:
     hidden: int = spec("B", 1, 64, 16)  # width of the per-pixel layers
     layers: int = spec("B", 0, 4, 2)  # hidden per-pixel layers
     convs: int = spec("B", 0, 4, 2)  # residual 3×3 convolutions on the RGB output
+    context: int = spec("B", 0, 32, 0)  # hidden units of the context model (0: none)
+    context_inputs: int = spec("B", 0, 15, 15)  # its features (nirvana.context: SPATIAL | ...)
 
     def pack(self) -> bytes:
         return _STRUCT.pack(*(getattr(self, f.name) for f in fields(self)))
@@ -60,6 +63,8 @@ class GridConfig:
     @classmethod
     def unpack(cls, data: bytes) -> GridConfig:
         """Parse a config block; raises ValueError naming the field that is out of range."""
+        if len(data) == _STRUCT.size - 2:  # written before the context model: none
+            data = data + b"\x00\x0f"
         if len(data) != _STRUCT.size:
             raise ValueError(f"grid config block has {len(data)} bytes, expected {_STRUCT.size}")
         cfg = cls(*_STRUCT.unpack(data))
@@ -82,13 +87,23 @@ def level_shape(cfg: GridConfig, level: int, group_size: int, height: int, width
 
 
 def tensor_shapes(cfg: GridConfig, group_size: int, height: int, width: int) -> list[tuple[int, ...]]:
-    """Shapes in file order: grid levels (finest first), per-pixel layers (W, b)…, convs (W, b)…"""
+    """Shapes in file order: grid levels (finest first), per-pixel layers (W, b)…, convs (W, b)…,
+    then the context model's tensors (:func:`nirvana.context.context_shapes`) if it has one."""
     shapes = [level_shape(cfg, level, group_size, height, width) for level in range(cfg.levels)]
     widths = [cfg.levels * cfg.channels] + [cfg.hidden] * cfg.layers + [3]
     for fan_in, fan_out in zip(widths[:-1], widths[1:]):
         shapes += [(fan_out, fan_in), (fan_out,)]
     shapes += [(3, 3, 3, 3), (3,)] * cfg.convs
+    if cfg.context:
+        shapes += context_shapes(cfg.context, cfg.levels)
     return shapes
+
+
+def context_start(cfg: GridConfig) -> int | None:
+    """Index of the first context-model tensor in file order; None without a context model."""
+    if not cfg.context:
+        return None
+    return cfg.levels + 2 * (cfg.layers + 1) + 2 * cfg.convs
 
 
 def upsample_levels(grids: list[torch.Tensor], group_size: int, height: int, width: int,

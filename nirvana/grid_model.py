@@ -18,11 +18,14 @@ import math
 
 import torch
 
-from .grid import GridConfig, synthesize, tensor_shapes, upsample_levels
+from .context import FEATURES, PHASES, ContextWeights, float_laplace, phase_features, phase_values
+from .grid import GridConfig, context_start, synthesize, tensor_shapes, upsample_levels
 from .quant import QuantizedModel, QuantizedTensors
+from .rate import laplace_mass_bits, tensor_bits
 
 GRID_STEP = 1 / 16  # initial quantization step of grid values (learned per level)
 CONV_INIT = 0.01  # bound of the residual convolutions' initial weights
+CONTEXT_STEP = 1 / 256  # initial quantization step of the context model's later tensors
 
 
 class GridNet(QuantizedModel):
@@ -34,11 +37,21 @@ class GridNet(QuantizedModel):
         self.cfg, self.group_size, self.height, self.width = cfg, group_size, height, width
         inits, steps = [], []
         shapes = tensor_shapes(cfg, group_size, height, width)
+        self.context_at = context_start(cfg)
         bound = 0.0  # the last weight's bound, which its bias shares
         for i, shape in enumerate(shapes):
             if i < cfg.levels:
                 inits.append(torch.zeros(shape))
                 steps.append(GRID_STEP)
+                continue
+            if self.context_at is not None and i >= self.context_at:
+                # the context model starts at a constant Laplace(0, 1): only its first layer
+                # is random, so that its second layer gets gradients
+                first = i == self.context_at
+                bound = 1.0 / math.sqrt(FEATURES) if first else CONTEXT_STEP * 2 ** (init_bits - 1)
+                inits.append((torch.rand(shape, generator=generator) * 2 - 1) * bound if first
+                             else torch.zeros(shape))
+                steps.append(bound / 2 ** (init_bits - 1))
                 continue
             if len(shape) == 4:
                 bound = CONV_INIT
@@ -72,3 +85,28 @@ class GridNet(QuantizedModel):
             parts[i] = level[:, -1:].expand_as(level).reshape(-1)
         return torch.cat(parts)
 
+
+    def coded_bits(self, symbols: torch.Tensor, references: list[torch.Tensor]) -> torch.Tensor:
+        """Estimated bits of the group: per tensor the cheapest coding, where a grid level may
+        also be coded by the context model (:mod:`nirvana.context`)."""
+        bits = tensor_bits(symbols, self.sizes, references)
+        if self.context_at is None:
+            return bits.sum()
+        levels = self.cfg.levels
+        parts = self.quant.split(symbols)
+        steps = torch.exp(self.quant.log_step[self.context_at:])
+        weights = ContextWeights(*(p * s for p, s in zip(parts[self.context_at:], steps)))
+        previous = self.quant.split(references[0]) if references else [None] * levels
+        context = []
+        for level in range(levels):
+            values = parts[level]
+            coarser = parts[level + 1] if level + 1 < levels else None
+            level_bits = 0
+            for t in range(values.shape[1]):
+                for phase in range(PHASES):
+                    f = phase_features(values, coarser, previous[level], t, phase, self.cfg.context_inputs)
+                    mean, log2_scale = float_laplace(f, weights, level)
+                    x = phase_values(values[:, t], phase)
+                    level_bits = level_bits + laplace_mass_bits(x, mean, log2_scale).sum()
+            context.append(level_bits)
+        return torch.minimum(bits[:levels], torch.stack(context)).sum() + bits[levels:].sum()

@@ -8,6 +8,7 @@ family of group networks, in one record:
   with bounds checked before anything is allocated);
 * the shapes of its tensors in file order, for a group size and frame size;
 * its decode-side render (this package's shape-and-render modules, no training code);
+* where its context model sits, if it has one (:mod:`nirvana.context`);
 * its trainer, named as ``module:factory`` and imported only by the encoder.
 
 Kinds: ``siren`` (the paper's coordinate network, :mod:`nirvana.network`) and ``grid``
@@ -56,6 +57,7 @@ class Kind:
     tensor_shapes: Callable[[Any, int, int, int], list[Shape]]  # (cfg, G, H, W)
     render_groups: Callable[..., torch.Tensor]  # (B tensor lists, cfg, G, H, W) -> (B, G, 3, H, W)
     macs_per_pixel: Callable[[Any, int, int, int], float]  # (cfg, G, H, W): decode work
+    context_layout: Callable[[Any], tuple[int, int, int] | None]  # (levels, first tensor, inputs)
     trainer: str  # "module:factory" of the encoder's trainable model
 
     def make_model(self, *args, **kwargs):
@@ -105,7 +107,8 @@ SIREN = Kind(
     default_group_size=lambda w, h: NetworkConfig.for_resolution(w, h).group_size,
     default_config=NetworkConfig.for_resolution,
     pack_config=_siren_pack, unpack_config=_siren_unpack, tensor_shapes=_siren_shapes,
-    render_groups=_siren_render, macs_per_pixel=_siren_macs, trainer="nirvana.model:siren_model",
+    render_groups=_siren_render, macs_per_pixel=_siren_macs, context_layout=lambda cfg: None,
+    trainer="nirvana.model:siren_model",
 )
 
 
@@ -133,6 +136,8 @@ GRID = Kind(
     unpack_config=lambda data, group_size: GridConfig.unpack(data),
     tensor_shapes=grid.tensor_shapes, render_groups=_grid_render,
     macs_per_pixel=lambda cfg, g, h, w: cfg.macs_per_pixel(),
+    context_layout=lambda cfg: ((cfg.levels, grid.context_start(cfg), cfg.context_inputs)
+                                if cfg.context else None),
     trainer="nirvana.grid_model:GridNet",
 )
 

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .network import weights_from_integers
+from .rate import coded_bits
 
 
 def round_ste(x: torch.Tensor) -> torch.Tensor:
@@ -106,6 +107,10 @@ class QuantizedModel(nn.Module):
 
     def steps(self) -> list[float]:
         return self.quant.step_values()
+
+    def coded_bits(self, symbols: torch.Tensor, references: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Estimated bits of the coded tensors (:func:`nirvana.rate.coded_bits`)."""
+        return coded_bits(symbols, self.sizes, references)
 
     def weight_parameters(self) -> list[nn.Parameter]:
         return [self.quant.weight]

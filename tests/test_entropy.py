@@ -96,7 +96,7 @@ def zigzag(v: int) -> bytes:
 
 
 def varint(v: int) -> bytes:
-    return entropy._varint(v)
+    return entropy.varint(v)
 
 
 HOSTILE = {

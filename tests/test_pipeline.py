@@ -141,6 +141,21 @@ def test_scene_cut_becomes_a_key_group(tmp_path):
     assert groups[2]["bytes"] > 2 * groups[1]["bytes"]
 
 
+def test_scene_cut_inside_a_group_makes_it_a_key_group(tmp_path):
+    """A cut two frames into a group: that group is coded on its own, the next one warm."""
+    from codec.video import VideoWriter
+
+    a = frames_of(CARPHONE, stop=6)
+    b = frames_of(DATA / "foreman_qcif6.y4m", stop=6)
+    joined = tmp_path / "joined.mkv"
+    with VideoWriter(joined, 176, 144, 25, lossless=True) as w:
+        w.write(np.concatenate([a, b]))
+    run("encode", str(joined), "-o", str(tmp_path / "j.nirv"), "--group-size", "4",
+        "--key-iterations", "40", "--iterations", "20", "--stats", str(tmp_path / "s.json"), "-q")
+    groups = json.loads((tmp_path / "s.json").read_text())["groups"]
+    assert [g["key"] for g in groups] == [True, True, False]
+
+
 def test_two_workers_write_the_same_file(encoded, tmp_path):
     d, _ = encoded
     run("encode", str(CARPHONE), "-o", str(tmp_path / "w2.nirv"), "--frames", "0:9", "--workers", "2", *FAST)

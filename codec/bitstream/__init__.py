@@ -44,7 +44,10 @@ Header, version 2 (:mod:`.header`; the common fields and their bounds are declar
       siren  patch_size u16 (4..256, multiple of 4)  hidden u16 (1..4096)
              hidden_layers u8 (1..8)  channels u16 (4..256, multiple of 4)  w0 f32 (1e-6..1e6)
       grid   levels u8 (1..10)  channels u8 (1..8)  halve_time u8 (0..8)  hidden u8 (1..64)
-             layers u8 (0..4)  convs u8 (0..4)
+             layers u8 (0..4)  convs u8 (0..4)  context u8 (0..32: hidden units of the
+             context model, 0 none)  context_inputs u8 (0..15: its features, bits 1 spatial,
+             2 previous time slot, 4 coarser level, 8 previous group); a 6-byte block (written
+             before the context model) reads as context 0
 
 Header, version 1 (38 bytes; siren only, read but no longer written)::
 
@@ -63,7 +66,9 @@ weights; for ``grid`` the latent levels from the finest, then the synthesis weig
     u16  T
     T x  (u8 mode: 0 intra, 1 residual vs the previous group's latents, 2 residual vs
                   the previous group's latents carried in time (every index along axis 1
-                  replaced by the last; tensors of 2+ dimensions; version 2 only);
+                  replaced by the last; tensors of 2+ dimensions; version 2 only), 3 coded
+                  by the context model (grid levels of a network with context > 0, key
+                  groups too; the blob is a context blob, below);
           f32 scale: quantization step, weight = latent * scale;
           u32 blob length)
     T x  entropy blob (lengths above; they sum to the rest of the payload)
@@ -82,8 +87,17 @@ varint (``0, -1, 1, -2, ...`` -> ``0, 1, 2, 3, ...``)::
     3 raw           zz lo, u8 bits (1..32), ceil(count * bits / 8) bytes: value - lo,
                     least significant bit first, values packed back to back
 
-Each tensor's blob carries its own model, so a new entropy model (for example a context
-model over a grid level) is a new blob kind: the header and payload layouts stay as they are.
+Context blob (mode 3; :mod:`codec.context_coder`, model in :mod:`nirvana.context`): the level's
+values in passes (per time slot, three lattice phases), each value coded against
+``floor(mu)`` with one of 4 x 37 fixed integer tables chosen by the context model evaluated
+in fixed point from already decoded values::
+
+    varint escapes (<= the level's value count), varint length, entropy blob (above) of the
+    escaped residuals' excess magnitudes, u32 words: ANS of the table symbols
+
+The context model's weights are tensors of the group like the synthesis weights (file order:
+w1, b1, w2, b2, per-level offsets), coded by the blobs above. A payload decodes its
+non-context tensors first, then its context-coded levels from the coarsest.
 
 Example:
     >>> from codec.bitstream import Header, NirvReader, NirvWriter, pack_group, unpack_group

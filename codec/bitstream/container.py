@@ -207,7 +207,7 @@ class NirvReader:
         """:meth:`read_group` + :func:`unpack_group`, with errors naming the file and group."""
         payload = self.read_group(i)
         try:
-            g = unpack_group(payload, shapes, prev)
+            g = unpack_group(payload, shapes, prev, self.header.context_layout)
         except BitstreamError as e:
             raise self._damaged(f"group {i}: {e}") from None
         h = self.header

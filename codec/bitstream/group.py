@@ -4,7 +4,10 @@ A key group codes every tensor as it is (intra). Any other group codes each tens
 the residual from the previous group's latents, or as the residual from the previous group's
 latents *carried* forward in time (every index along axis 1, a grid level's time axis,
 replaced by the last one: the previous group's latest state), whichever blob is smallest;
-the choice is stored per tensor. Byte layout: see :mod:`codec.bitstream`.
+the choice is stored per tensor. Where the network has a context model (``context``, a
+:class:`ContextLayout`), a grid level may also be coded by it (:mod:`codec.context_coder`),
+in key groups too; such levels are decoded last, from the coarsest, because each one's
+context reads the next-coarser level. Byte layout: see :mod:`codec.bitstream`.
 
 Example:
     >>> import numpy as np
@@ -23,14 +26,31 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from codec.context_coder import decode_level, encode_level
 from codec.entropy import INT32_MAX, INT32_MIN, decode_ints, encode_ints, split_sizes
 from codec.errors import BitstreamError
+from nirvana.context import ALL_INPUTS, FixedPointContext
 
-INTRA, RESIDUAL, CARRIED = 0, 1, 2
+INTRA, RESIDUAL, CARRIED, CONTEXT = 0, 1, 2, 3
+CONTEXT_TENSORS = 5  # tensors of the context model (nirvana.context.context_shapes)
 KEY_FLAG = 0x01
 STATS_BYTES = 8  # iterations and psnr: encoder statistics the decoder does not need
 _HEAD = struct.Struct("<BBIfH")  # flags, num_frames, iterations, psnr, tensor count
 _TENSOR = struct.Struct("<BfI")  # mode, scale, blob length
+
+
+@dataclass(frozen=True)
+class ContextLayout:
+    """Where a network's context model sits: tensors ``0 .. levels - 1`` are its grid levels
+    (finest first) and the context model's tensors start at ``start``."""
+
+    levels: int
+    start: int
+    inputs: int = ALL_INPUTS  # the features it reads (nirvana.context)
+
+    def model(self, latents: list[np.ndarray], scales: list[float]) -> FixedPointContext:
+        end = self.start + CONTEXT_TENSORS
+        return FixedPointContext(latents[self.start:end], scales[self.start:end], self.inputs)
 
 
 @dataclass
@@ -49,8 +69,10 @@ class GroupPayload:
     tensor_bytes: list[int] = field(default_factory=list)  # each tensor's blob + its record
 
 
-def pack_group(g: GroupPayload, prev: list[np.ndarray] | None) -> bytes:
-    """Serialize ``g``; non-key groups may code tensors as residuals against ``prev``.
+def pack_group(g: GroupPayload, prev: list[np.ndarray] | None,
+               context: ContextLayout | None = None) -> bytes:
+    """Serialize ``g``; non-key groups may code tensors as residuals against ``prev``, and
+    grid levels may be coded by the context model of ``context``.
 
     Fills ``g.modes``, ``g.weight_bytes`` and ``g.side_bytes``. Example: see the module doc.
     """
@@ -61,24 +83,33 @@ def pack_group(g: GroupPayload, prev: list[np.ndarray] | None) -> bytes:
     if prev is not None and len(prev) != len(g.latents):
         raise ValueError(f"prev has {len(prev)} tensors, the group {len(g.latents)}")
     reference = None if g.is_key else prev
+    model = None if context is None else context.model(g.latents, g.scales)
     blobs, records, g.modes = [], [], []
     for i, (latent, scale) in enumerate(zip(g.latents, g.scales)):
         if not math.isfinite(scale):
             raise ValueError(f"tensor {i} has a non-finite scale {scale}")
         mode, blob = _smallest(np.asarray(latent), None if reference is None else reference[i])
+        if model is not None and i < context.levels:
+            coarser = g.latents[i + 1] if i + 1 < context.levels else None
+            coded = encode_level(latent, coarser, None if reference is None else reference[i],
+                                 model, i)
+            if len(coded) < len(blob):
+                mode, blob = CONTEXT, coded
         blobs.append(blob)
         records.append(_TENSOR.pack(mode, scale, len(blob)))
         g.modes.append(mode)
     head = _HEAD.pack(KEY_FLAG if g.is_key else 0, g.num_frames, g.iterations, g.psnr, len(blobs))
     data = head + b"".join(records) + b"".join(blobs)
-    g.weight_bytes = sum(split_sizes(blob)[0] for blob in blobs)
+    g.weight_bytes = sum(len(blob) if mode == CONTEXT else split_sizes(blob)[0]
+                         for mode, blob in zip(g.modes, blobs))
     g.side_bytes = len(data) - g.weight_bytes
     g.tensor_bytes = [len(blob) + _TENSOR.size for blob in blobs]
     return data
 
 
 def unpack_group(
-    data: bytes, shapes: list[tuple[int, ...]], prev: list[np.ndarray] | None
+    data: bytes, shapes: list[tuple[int, ...]], prev: list[np.ndarray] | None,
+    context: ContextLayout | None = None,
 ) -> GroupPayload:
     """Parse a payload from :func:`pack_group`, rebuilding exact int32 latents of ``shapes``.
 
@@ -99,14 +130,34 @@ def unpack_group(
     if pos + sum(length for _, _, length in records) != len(data):
         raise BitstreamError("group payload length does not match its tensor table")
     g = GroupPayload(bool(flags & KEY_FLAG), num_frames, iterations, psnr, [], [])
-    for i, ((mode, scale, length), shape) in enumerate(zip(records, shapes)):
-        blob = data[pos : pos + length]
+    blobs = []
+    for i, (mode, scale, length) in enumerate(records):
+        blobs.append(data[pos : pos + length])
         pos += length
-        g.latents.append(_decode_tensor(i, blob, mode, scale, tuple(shape), g.is_key, prev))
         g.scales.append(scale)
         g.modes.append(mode)
-        g.weight_bytes += split_sizes(blob)[0]
         g.tensor_bytes.append(length + _TENSOR.size)
+        if mode == CONTEXT:
+            if context is None or i >= context.levels:
+                raise BitstreamError(f"tensor {i} is context-coded but is no grid level of a "
+                                     "network with a context model")
+            g.latents.append(None)
+            g.weight_bytes += length
+        else:
+            g.latents.append(_decode_tensor(i, blobs[i], mode, scale, tuple(shapes[i]), g.is_key, prev))
+            g.weight_bytes += split_sizes(blobs[i])[0]
+    if CONTEXT in g.modes:
+        model = context.model(g.latents, g.scales)
+        for i in reversed(range(context.levels)):
+            if g.modes[i] == CONTEXT:
+                coarser = g.latents[i + 1] if i + 1 < context.levels else None
+                previous = None if g.is_key or prev is None else prev[i]
+                if previous is not None and previous.shape != tuple(shapes[i]):
+                    raise BitstreamError(f"tensor {i} has no matching previous group")
+                try:
+                    g.latents[i] = decode_level(blobs[i], tuple(shapes[i]), coarser, previous, model, i)
+                except BitstreamError as e:
+                    raise BitstreamError(f"tensor {i}: {e}") from None
     g.side_bytes = len(data) - g.weight_bytes
     return g
 

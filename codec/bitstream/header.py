@@ -121,6 +121,14 @@ class Header:
         return header
 
     @property
+    def context_layout(self):
+        """Where the network's context model sits (a ``ContextLayout``), or None."""
+        from codec.bitstream.group import ContextLayout
+
+        layout = KINDS[self.kind].context_layout(self.network)
+        return None if layout is None else ContextLayout(*layout)
+
+    @property
     def size(self) -> int:
         """Bytes of the packed (version 2) record."""
         return _COMMON.size + _KIND.size + len(KINDS[self.kind].pack_config(self.network))

@@ -1,0 +1,163 @@
+"""Entropy coding of one grid level with the context model (:mod:`nirvana.context`).
+
+The level is coded pass by pass (each time slot, then its three lattice phases). In a pass
+the context model gives every value a table and an integer ``floor(mu)``; the values are
+grouped by table (a stable sort) and each group is one call of the ANS coder with that fixed
+table, so there is no Python loop per value. The encoder knows every value and computes the
+passes in the decoder's order, then pushes the groups onto the ANS stack in reverse.
+Residuals beyond ``±RANGE`` are escaped; their excess magnitudes follow as one ordinary
+entropy blob (:mod:`codec.entropy`).
+
+Blob layout (mode 3 of a group payload's tensor record)::
+
+    varint escapes     number of escaped values (<= the level's value count)
+    varint length      bytes of the escape blob
+    escape blob        codec.entropy blob of the escapes' excess magnitudes, in decode order
+    u32 words          ANS (constriction AnsCoder, Categorical(frequencies as float64,
+                       perfect=False)) of the table symbols, to the end of the blob
+
+Example:
+    >>> import numpy as np
+    >>> from nirvana.context import FEATURES
+    >>> weights = [np.zeros((2, FEATURES), np.int32), np.zeros(2, np.int32),
+    ...            np.zeros((2, 2), np.int32), np.array([0, 8]), np.zeros(1, np.int32)]
+    >>> model = FixedPointContext(weights, [1.0, 1.0, 1.0, 0.125, 1.0])
+    >>> values = np.array([[[[0, 1], [-30, 2]]]], np.int32)
+    >>> blob = encode_level(values, None, None, model, 0)
+    >>> decode_level(blob, values.shape, None, None, model, 0).tolist()
+    [[[[0, 1], [-30, 2]]]]
+"""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+
+import constriction
+import numpy as np
+import torch
+
+from codec.entropy import INT32_MAX, INT32_MIN, BlobReader, decode_ints, encode_ints, varint
+from codec.errors import BitstreamError
+from nirvana.context import (PHASES, RANGE, SCALES, FixedPointContext, fill_phase, frequency_table,
+                             phase_columns, phase_values)
+
+ESCAPE_LOW, ESCAPE_HIGH = 0, 2 * RANGE + 2
+_ANS = constriction.stream.stack.AnsCoder
+
+
+@lru_cache(maxsize=None)
+def _model(table: int):
+    counts = frequency_table(table // SCALES, table % SCALES)
+    return constriction.stream.model.Categorical(counts.astype(np.float64), perfect=False)
+
+
+class _Passes:
+    """The passes of one level in decode order; ``context(t, phase)`` gives each pass's
+    tables and means from the values filled in so far (``self.values``)."""
+
+    def __init__(self, shape, coarser, previous, model: FixedPointContext, level: int):
+        self.values = torch.zeros(shape, dtype=torch.float64)
+        self.coarser = None if coarser is None else torch.from_numpy(np.asarray(coarser, np.float64))
+        self.previous = None if previous is None else torch.from_numpy(np.asarray(previous, np.float64))
+        self.model, self.level = model, level
+
+    def order(self):
+        for t in range(self.values.shape[1]):
+            for phase in range(PHASES):
+                yield t, phase
+
+    def context(self, t: int, phase: int) -> tuple[np.ndarray, np.ndarray]:
+        columns = phase_columns(self.values, self.coarser, self.previous, t, phase, self.model.inputs)
+        count = self.values.shape[0] * phase_values(self.values[0:1, t], phase).numel()
+        tables, means = self.model.table_indices(columns, phase, self.level, count)
+        return tables.numpy(), means.numpy()
+
+    def truth(self, values: np.ndarray, t: int, phase: int) -> np.ndarray:
+        return phase_values(torch.from_numpy(values[:, t]), phase).numpy().astype(np.int64)
+
+    def fill(self, t: int, phase: int, values: np.ndarray) -> None:
+        fill_phase(self.values[:, t], phase, torch.from_numpy(values.astype(np.float64)))
+
+
+def encode_level(values: np.ndarray, coarser: np.ndarray | None, previous: np.ndarray | None,
+                 model: FixedPointContext, level: int) -> bytes:
+    """Code int32 ``values`` ``(C, T, H, W)`` of grid level ``level`` given the decoded
+    next-coarser level and the previous group's values of this level (None if absent)."""
+    values = np.asarray(values)
+    passes = _Passes(values.shape, coarser, previous, model, level)
+    chunks, escapes = [], []
+    for t, phase in passes.order():
+        tables, means = passes.context(t, phase)
+        truth = passes.truth(values, t, phase)
+        residual = truth - means
+        symbols = np.clip(residual, -RANGE - 1, RANGE + 1) + RANGE + 1
+        order = np.argsort(tables, kind="stable")
+        escaped = order[np.abs(residual[order]) > RANGE]
+        escapes.append(np.abs(residual[escaped]) - RANGE - 1)
+        sorted_tables, sorted_symbols = tables[order], symbols[order]
+        starts = np.flatnonzero(np.diff(sorted_tables, prepend=-1))
+        for table, part in zip(sorted_tables[starts], np.split(sorted_symbols, starts[1:])):
+            chunks.append((int(table), part.astype(np.int32)))
+        passes.fill(t, phase, truth)
+    coder = _ANS()
+    for table, part in reversed(chunks):
+        coder.encode_reverse(part, _model(table))
+    excess = np.concatenate(escapes) if escapes else np.zeros(0, np.int64)
+    escape_blob = encode_ints(excess)
+    return (varint(excess.size) + varint(len(escape_blob)) + escape_blob
+            + coder.get_compressed().astype("<u4").tobytes())
+
+
+def decode_level(blob: bytes, shape: tuple[int, ...], coarser: np.ndarray | None,
+                 previous: np.ndarray | None, model: FixedPointContext, level: int,
+                 seconds: dict[str, float] | None = None) -> np.ndarray:
+    """Invert :func:`encode_level`: int32 values of ``shape``; BitstreamError if damaged.
+    ``seconds``, if given, accumulates the time spent in ``"context"`` (features and the
+    integer MLP) and ``"entropy"`` (table grouping and ANS decoding)."""
+    count = int(np.prod(shape))
+    reader = BlobReader(blob)
+    n_escapes = reader.varint(count)
+    excess = decode_ints(bytes(reader.take(reader.varint(reader.remaining))), n_escapes).astype(np.int64)
+    if reader.remaining % 4:
+        raise BitstreamError("context-coded level is not whole 32-bit words")
+    coder = _ANS(np.frombuffer(reader.take(reader.remaining), "<u4").astype(np.uint32))
+    passes = _Passes(shape, coarser, previous, model, level)
+    used = 0
+    clock = time.perf_counter
+    for t, phase in passes.order():
+        t0 = clock()
+        tables, means = passes.context(t, phase)
+        t1 = clock()
+        order = np.argsort(tables, kind="stable")
+        sorted_tables = tables[order]
+        starts = np.flatnonzero(np.diff(sorted_tables, prepend=-1))
+        symbols = np.empty(tables.size, np.int64)
+        parts = []
+        try:
+            for table, n in zip(sorted_tables[starts], np.diff(np.append(starts, tables.size))):
+                parts.append(np.asarray(coder.decode(_model(int(table)), int(n)), np.int64))
+        except (ValueError, RuntimeError) as e:
+            raise BitstreamError(f"context-coded level is damaged ({e})") from None
+        symbols[order] = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        residual = symbols - RANGE - 1
+        low, high = symbols[order] == ESCAPE_LOW, symbols[order] == ESCAPE_HIGH
+        escaped = order[low | high]
+        if used + escaped.size > excess.size:
+            raise BitstreamError("context-coded level has more escapes than it stores")
+        extra = excess[used:used + escaped.size] + RANGE + 1
+        used += escaped.size
+        residual[escaped] = np.where(symbols[escaped] == ESCAPE_LOW, -extra, extra)
+        decoded = means + residual
+        if decoded.size and (decoded.min() < INT32_MIN or decoded.max() > INT32_MAX):
+            raise BitstreamError("context-coded level overflows int32")
+        passes.fill(t, phase, decoded)
+        if seconds is not None:
+            seconds["context"] = seconds.get("context", 0.0) + t1 - t0
+            seconds["entropy"] = seconds.get("entropy", 0.0) + clock() - t1
+    if used != excess.size or not coder.is_empty():
+        raise BitstreamError("context-coded level does not hold exactly its values; it is damaged")
+    return passes.values.numpy().astype(np.int32)
+
+
+__all__ = ["encode_level", "decode_level"]

@@ -1,0 +1,238 @@
+"""The context model of grid values: its features, its exact integer evaluation, its tables.
+
+A grid level ``(C, T, H, W)`` coded with the context model is decoded in passes: for each
+time slot ``t`` in order, three phases over the ``(y, x)`` lattice, each one vectorised:
+
+* phase 0, even ``y`` and even ``x``: no spatial neighbour is known yet;
+* phase 1, odd ``y`` and odd ``x``: its four diagonal neighbours (phase 0) are known;
+* phase 2, the rest: its four axial neighbours (phases 0 and 1) are known.
+
+Every value then gets ``FEATURES`` integer features, all from values decoded before it:
+
+====  =========================================================================
+0..3  the four known spatial neighbours (diagonal in phase 1, axial in phase 2;
+      zeros in phase 0 and outside the lattice)
+4     the same cell at time slot ``t - 1`` (0 at ``t = 0``)
+5     the co-located cell of the next-coarser level (0 at the coarsest level)
+6     the previous group's value of the same cell (0 in a key group)
+7     the previous group's value at its last time slot (0 in a key group)
+8, 9  phase flags: 1 in phase 1, 1 in phase 2
+====  =========================================================================
+
+A small MLP maps the features to a Laplace ``(mu, log2 b)``, with a learned offset on
+``log2 b`` per level: ``(mu, log2 b) = W2 relu(W1 f + b1) + b2``. Training evaluates it in
+floats (:func:`float_laplace`). Coding evaluates it in fixed point with ``FRACTION_BITS``
+fractional bits (:func:`table_indices`): every operand is an integer of bounded size, and
+float64 holds integers below 2^53 exactly, so the products and sums are exact in any order,
+on any machine, with any number of threads. ``mu`` is then rounded to a quarter and
+``log2 b`` to a quarter octave, which picks one of ``4 × SCALES`` fixed integer frequency
+tables (:func:`frequency_table`, built with :mod:`decimal`, whose ``exp`` is correctly
+rounded everywhere). The coder (:mod:`codec.context_coder`) codes ``value - floor(mu)``
+with that table; ``RANGE`` bounds the table and larger residuals are escaped.
+
+This module holds no training code; the decoder imports it.
+
+Example:
+    >>> level = torch.zeros(1, 2, 5, 4)
+    >>> [phase_features(level, None, None, t=1, phase=p).shape[1] for p in range(PHASES)]
+    [6, 4, 10]
+    >>> frequency_table(0, 0)[RANGE - 1:RANGE + 4].tolist()  # residuals -2..2 at b = 1/16
+    [1, 11, 65514, 11, 1]
+"""
+
+from __future__ import annotations
+
+import decimal
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+FEATURES = 10
+FRACTION_BITS = 12  # fixed-point fraction of the weights and of the MLP's outputs
+WEIGHT_LIMIT = 1 << 15  # fixed-point weights are clamped to ±this (±8.0)
+BIAS_LIMIT = 1 << 27  # fixed-point biases are clamped to ±this
+HIDDEN_LIMIT = (1 << 31) - 1  # fixed-point hidden activations are clamped to this
+MEAN_LIMIT = 1 << 22  # the mean, in quarters, is clamped to ±this
+LOG2_SCALE_MIN, LOG2_SCALE_MAX = -4.0, 5.0  # the Laplace scale runs from 2^-4 to 2^5 ...
+SCALES = int((LOG2_SCALE_MAX - LOG2_SCALE_MIN) * 4) + 1  # ... in quarter octaves
+MEAN_FRACTIONS = 4  # the mean is rounded to quarters
+RANGE = 24  # residuals in -RANGE..RANGE are table symbols; the rest are escaped
+TABLE_TOTAL = 1 << 16  # frequencies of a table sum to about this
+PHASES = 3
+
+
+SPATIAL, TEMPORAL, COARSER, PREVIOUS = 1, 2, 4, 8  # bits of a config's ``context_inputs``
+ALL_INPUTS = SPATIAL | TEMPORAL | COARSER | PREVIOUS
+# each phase as sub-lattices (row offset, column offset), stepping by 2 in both
+SUBLATTICES = (((0, 0),), ((1, 1),), ((0, 1), (1, 0)))
+_DIAGONAL = ((-1, -1), (-1, 1), (1, -1), (1, 1))
+_AXIAL = ((-1, 0), (1, 0), (0, -1), (0, 1))
+
+
+def _lattices(height: int, width: int, phase: int) -> list[tuple[int, int, int, int]]:
+    """``(row offset, column offset, rows, columns)`` of a phase's sub-lattices."""
+    return [(oy, ox, (height - oy + 1) // 2, (width - ox + 1) // 2) for oy, ox in SUBLATTICES[phase]]
+
+
+def phase_values(plane: torch.Tensor, phase: int) -> torch.Tensor:
+    """The values of a phase's cells of ``plane`` ``(C, H, W)``, flat in coding order (by
+    sub-lattice, then channel, row, column)."""
+    return torch.cat([plane[:, oy::2, ox::2].reshape(-1) for oy, ox in SUBLATTICES[phase]])
+
+
+def fill_phase(plane: torch.Tensor, phase: int, values: torch.Tensor) -> None:
+    """Write flat ``values`` into a phase's cells of ``plane`` (inverse of :func:`phase_values`)."""
+    start = 0
+    for oy, ox in SUBLATTICES[phase]:
+        cells = plane[:, oy::2, ox::2]
+        cells.copy_(values[start:start + cells.numel()].view_as(cells))
+        start += cells.numel()
+
+
+def phase_columns(level: torch.Tensor, coarser: torch.Tensor | None, previous: torch.Tensor | None,
+                  t: int, phase: int, inputs: int = ALL_INPUTS) -> list[list[torch.Tensor | None]]:
+    """Features 0..7 of a phase's cells of time slot ``t`` of ``level`` ``(C, T, H, W)``: per
+    sub-lattice of the phase, 8 views ``(C, rows, columns)``, None where the feature is zero.
+    (The phase flags, features 8 and 9, are the phase itself.)
+
+    ``coarser`` is the next-coarser level ``(C, T', ceil(H/2), ceil(W/2))`` and ``previous``
+    the previous group's values of this level (None where they do not exist). Only cells of
+    earlier passes are read, so a decoder that has filled those (and left the rest at
+    anything) gets the encoder's features. ``inputs`` (bits ``SPATIAL | TEMPORAL | COARSER |
+    PREVIOUS``) says which features are used; the others are zero (an ablation, stored in
+    the file's config).
+    """
+    C, T, H, W = level.shape
+    spatial = phase and inputs & SPATIAL
+    padded = F.pad(level[:, t][None], (1, 1, 1, 1))[0] if spatial else None  # zeros outside
+    slot = coarser[:, t * coarser.shape[1] // T] if coarser is not None and inputs & COARSER else None
+    use_previous = previous is not None and inputs & PREVIOUS
+    out = []
+    for oy, ox, ny, nx in _lattices(H, W, phase):
+        def cells(x: torch.Tensor, dy: int = 0, dx: int = 0, pad: int = 0) -> torch.Tensor:
+            y0, x0 = pad + oy + dy, pad + ox + dx
+            return x[:, y0:y0 + 2 * ny - 1:2, x0:x0 + 2 * nx - 1:2]
+
+        columns: list[torch.Tensor | None] = [None] * 4
+        if spatial:
+            columns = [cells(padded, dy, dx, pad=1) for dy, dx in (_DIAGONAL if phase == 1 else _AXIAL)]
+        columns.append(cells(level[:, t - 1]) if t > 0 and inputs & TEMPORAL else None)
+        columns.append(None if slot is None else slot[:, :ny, :nx])  # (y, x) is in (y // 2, x // 2)
+        columns.append(cells(previous[:, t]) if use_previous else None)
+        columns.append(cells(previous[:, -1]) if use_previous else None)
+        out.append(columns)
+    return out
+
+
+def phase_features(level: torch.Tensor, coarser: torch.Tensor | None, previous: torch.Tensor | None,
+                   t: int, phase: int, inputs: int = ALL_INPUTS) -> torch.Tensor:
+    """All ``FEATURES`` features ``(FEATURES, N)`` of :func:`phase_columns`, zeros included."""
+    parts = []
+    C, _, H, W = level.shape
+    for columns, (_, _, ny, nx) in zip(phase_columns(level, coarser, previous, t, phase, inputs),
+                                       _lattices(H, W, phase)):
+        zeros = level.new_zeros(C, ny, nx)
+        parts.append(torch.stack([zeros if c is None else c for c in columns]
+                                 + [zeros + (phase == 1), zeros + (phase == 2)]).reshape(FEATURES, -1))
+    return torch.cat(parts, dim=1)
+
+
+@dataclass(frozen=True)
+class ContextWeights:
+    """The context MLP of one group: ``w1 (hidden, FEATURES)``, ``b1 (hidden,)``, ``w2 (2,
+    hidden)``, ``b2 (2,)`` and ``offsets (levels,)`` added to ``log2 b`` per level."""
+
+    w1: torch.Tensor
+    b1: torch.Tensor
+    w2: torch.Tensor
+    b2: torch.Tensor
+    offsets: torch.Tensor
+
+
+def context_shapes(hidden: int, levels: int) -> list[tuple[int, ...]]:
+    """Shapes of the context MLP's tensors, in file order (:class:`ContextWeights`)."""
+    return [(hidden, FEATURES), (hidden,), (2, hidden), (2,), (levels,)]
+
+
+def float_laplace(f: torch.Tensor, w: ContextWeights, level: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training's ``(mu, log2 b)`` of features ``f`` ``(FEATURES, N)``, ``log2 b`` clamped to
+    the tables' range."""
+    h = F.relu(w.w1 @ f + w.b1[:, None])
+    out = w.w2 @ h + w.b2[:, None]
+    return out[0], (out[1] + w.offsets[level]).clamp(LOG2_SCALE_MIN, LOG2_SCALE_MAX)
+
+
+class FixedPointContext:
+    """The context MLP in fixed point, from a group's integer latents and steps.
+
+    Each weight ``latent · step`` becomes ``round(latent · step · 2^FRACTION_BITS)``, clamped;
+    the decoder computes the very same integers from the file.
+    """
+
+    def __init__(self, latents: list[np.ndarray], steps: list[float], inputs: int = ALL_INPUTS):
+        self.inputs = inputs
+        scale = float(1 << FRACTION_BITS)
+
+        def fixed(i: int, limit: int) -> torch.Tensor:
+            value = latents[i].astype(np.float64) * np.float64(np.float32(steps[i])) * scale
+            return torch.from_numpy(np.clip(np.round(value), -limit, limit))
+
+        self.w1, self.b1 = fixed(0, WEIGHT_LIMIT), fixed(1, BIAS_LIMIT)
+        self.w2, self.b2 = fixed(2, WEIGHT_LIMIT), fixed(3, BIAS_LIMIT)
+        self.offsets = fixed(4, BIAS_LIMIT)
+
+    def table_indices(self, lattices: list[list[torch.Tensor | None]], phase: int, level: int,
+                      count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(table, floor_mu)`` (int64) of the ``count`` cells of a pass, from its
+        integer-valued float64 :func:`phase_columns`.
+
+        ``table`` in ``0 .. MEAN_FRACTIONS·SCALES - 1`` selects :func:`frequency_table`
+        ``(table // SCALES, table % SCALES)``; ``floor_mu`` is what the value is coded against.
+        Features are int32 and weights below 2^15, so every sum stays far below 2^53: exact.
+        """
+        one = float(1 << FRACTION_BITS)
+        present = [k for k, c in enumerate(lattices[0]) if c is not None]
+        if present:
+            x = torch.cat([torch.stack([columns[k] for k in present]).reshape(len(present), -1)
+                           for columns in lattices], dim=1)
+        else:
+            x = torch.zeros(0, count, dtype=torch.float64)
+        bias = self.b1 + (self.w1[:, 8] if phase == 1 else 0) + (self.w1[:, 9] if phase == 2 else 0)
+        h = torch.addmm(bias[:, None], self.w1[:, present], x).clamp_(0, HIDDEN_LIMIT)  # scale 2^F
+        out = torch.floor_divide(torch.addmm(self.b2[:, None] * one, self.w2, h), one)  # scale 2^F
+        half = float(1 << (FRACTION_BITS - 1))
+        mean4 = torch.floor_divide(out[0] * 4 + half, one).clamp_(-MEAN_LIMIT, MEAN_LIMIT)
+        log4 = torch.floor_divide((out[1] + self.offsets[level]) * 4 + half, one)
+        scale = (log4 - LOG2_SCALE_MIN * 4).clamp_(0, SCALES - 1).to(torch.int64)
+        mean4 = mean4.to(torch.int64)
+        return torch.remainder(mean4, MEAN_FRACTIONS) * SCALES + scale, \
+            torch.div(mean4, MEAN_FRACTIONS, rounding_mode="floor")
+
+
+@lru_cache(maxsize=None)
+def frequency_table(fraction: int, scale: int) -> np.ndarray:
+    """Integer frequencies of the residual ``value - floor(mu)`` for ``mu``'s fractional part
+    ``fraction / 4`` and Laplace scale ``2^(LOG2_SCALE_MIN + scale / 4)``: symbol 0 escapes
+    below ``-RANGE``, symbols ``1 .. 2·RANGE + 1`` are ``-RANGE .. RANGE``, the last escapes
+    above. Every frequency is at least 1. Exact decimal arithmetic, so the same everywhere.
+    """
+    ctx = decimal.Context(prec=30)
+    D = decimal.Decimal
+    octaves, quarters = divmod(int(LOG2_SCALE_MIN * 4) + scale, 4)
+    root4 = ctx.sqrt(ctx.sqrt(D(2)))  # sqrt and exp are correctly rounded: no platform differences
+    b = ctx.multiply(ctx.power(root4, quarters), ctx.power(D(2), octaves))
+    delta = D(fraction) / D(MEAN_FRACTIONS)
+
+    def cdf(x: D) -> D:  # Laplace(delta, b) at x
+        d = x - delta
+        e = ctx.exp(-abs(d) / b)
+        return e / 2 if d < 0 else 1 - e / 2
+
+    edges = [cdf(D(r) - D("0.5")) for r in range(-RANGE, RANGE + 2)]
+    masses = [edges[0]] + [hi - lo for lo, hi in zip(edges[:-1], edges[1:])] + [1 - edges[-1]]
+    total = D(TABLE_TOTAL)
+    return np.array([max(1, int((m * total).to_integral_value(decimal.ROUND_HALF_EVEN)))
+                     for m in masses], dtype=np.int64)

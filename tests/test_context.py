@@ -1,0 +1,183 @@
+"""The context entropy model of grid levels: exact integer path, coder round trips, hostile
+blobs, and an encode whose context-coded file decodes to the encoder's integers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from codec.bitstream import GroupPayload, pack_group, unpack_group
+from codec.bitstream.group import CONTEXT, ContextLayout
+from codec.context_coder import decode_level, encode_level
+from codec.errors import BitstreamError
+from nirvana.context import (ALL_INPUTS, FEATURES, MEAN_FRACTIONS, PHASES, RANGE, SCALES, SPATIAL,
+                             FixedPointContext, context_shapes, fill_phase, frequency_table,
+                             phase_columns, phase_features, phase_values)
+from nirvana.grid import GridConfig, context_start, tensor_shapes
+
+from conftest import CARPHONE, frames_of, run
+
+
+def random_model(seed: int, hidden: int = 8, levels: int = 3, inputs: int = ALL_INPUTS):
+    """Integer latents and steps of a context MLP, as a file would hold them."""
+    rng = np.random.default_rng(seed)
+    latents = [rng.integers(-40, 41, s).astype(np.int32) for s in context_shapes(hidden, levels)]
+    steps = [1 / 64, 1 / 16, 1 / 256, 1 / 64, 1 / 32]
+    return latents, steps, FixedPointContext(latents, steps, inputs)
+
+
+def smooth_level(seed: int, shape) -> np.ndarray:
+    """Spatially correlated integers with a few outliers (escapes)."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(0, 3, (shape[0], shape[1], shape[2] // 2 + 1, shape[3] // 2 + 1))
+    level = np.repeat(np.repeat(base, 2, axis=2), 2, axis=3)[:, :, :shape[2], :shape[3]]
+    level = np.round(level + rng.normal(0, 0.7, shape)).astype(np.int32)
+    level.flat[rng.integers(0, level.size, 3)] = [90, -200, 1000]
+    return level
+
+
+@pytest.mark.parametrize("shape", [(1, 2, 9, 11), (2, 1, 1, 1), (1, 3, 4, 1)])
+@pytest.mark.parametrize("inputs", [ALL_INPUTS, SPATIAL, 0])
+def test_level_round_trips_exactly(shape, inputs):
+    _, _, model = random_model(1, inputs=inputs)
+    values = smooth_level(2, shape)
+    coarser = smooth_level(3, (shape[0], 1, (shape[2] + 1) // 2, (shape[3] + 1) // 2))
+    previous = values + np.random.default_rng(4).integers(-1, 2, shape).astype(np.int32)
+    for prev in (None, previous):
+        blob = encode_level(values, coarser, prev, model, level=1)
+        assert np.array_equal(decode_level(blob, shape, coarser, prev, model, level=1), values)
+
+
+def test_context_pays_on_correlated_values():
+    """A model that predicts a value from its neighbours codes a smooth level in fewer bytes
+    than one that sees nothing."""
+    hidden = 2
+    w1 = np.zeros((hidden, FEATURES), np.int32)
+    w1[0, :4], w1[1, :4] = 16, -16  # h0 = relu(sum of neighbours), h1 = relu(-sum)
+    w2 = np.array([[4, -4], [0, 0]], np.int32)  # mu = (h0 - h1) / 4 / 16 ... the mean
+    latents = [w1, np.zeros(hidden, np.int32), w2, np.array([0, 0]), np.zeros(1, np.int32)]
+    steps = [1 / 16, 1.0, 1 / 16, 1.0, 1.0]
+    values = smooth_level(5, (1, 1, 32, 32))
+    sees = encode_level(values, None, None, FixedPointContext(latents, steps), 0)
+    blind = encode_level(values, None, None, FixedPointContext(latents, steps, inputs=0), 0)
+    assert len(sees) < 0.9 * len(blind)
+
+
+def test_integer_path_ignores_batching_and_threads():
+    _, _, model = random_model(7)
+    level = torch.from_numpy(smooth_level(8, (2, 2, 17, 13)).astype(np.float64))
+    lattices = phase_columns(level, None, level, t=1, phase=2)
+    whole = model.table_indices(lattices, 2, 1, 0)
+    threads = torch.get_num_threads()
+    try:  # the same cells, a few rows at a time, on one thread
+        torch.set_num_threads(1)
+        pieces = [model.table_indices([[None if c is None else c[ch:ch + 1, i:i + 2] for c in columns]],
+                                      2, 1, 0)
+                  for columns in lattices for ch in range(2) for i in range(0, columns[0].shape[1], 2)]
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(whole, zip(*pieces)):
+        assert torch.equal(a, torch.cat(b))
+    assert int(whole[0].min()) >= 0 and int(whole[0].max()) < MEAN_FRACTIONS * SCALES
+
+
+def test_frequency_tables_are_fixed():
+    """The tables are part of the format: their digest must not change on any machine."""
+    digest = hashlib.sha256()
+    for fraction in range(MEAN_FRACTIONS):
+        for scale in range(SCALES):
+            table = frequency_table(fraction, scale)
+            assert table.shape == (2 * RANGE + 3,) and table.min() >= 1
+            digest.update(table.astype("<i8").tobytes())
+    assert digest.hexdigest()[:16] == "fe4f2a86e53de3b8"
+
+
+def test_damaged_blobs_end_in_bitstream_errors():
+    _, _, model = random_model(9)
+    shape = (1, 2, 8, 8)
+    values = smooth_level(10, shape)
+    blob = encode_level(values, None, None, model, 0)
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        bad = bytearray(blob)
+        cut = rng.integers(0, 3)
+        if cut == 0:
+            bad = bad[: rng.integers(0, len(bad))]
+        else:
+            for i in rng.integers(0, len(bad), cut):
+                bad[i] ^= 1 << int(rng.integers(0, 8))
+        try:
+            out = decode_level(bytes(bad), shape, None, None, model, 0)
+        except BitstreamError:
+            continue
+        assert out.shape == shape and out.dtype == np.int32
+
+
+def test_group_payload_codes_levels_with_the_context_model():
+    cfg = GridConfig(levels=3, hidden=4, layers=1, convs=0, context=8)
+    shapes = tensor_shapes(cfg, 4, 24, 20)
+    start = context_start(cfg)
+    model_latents, model_steps, _ = random_model(12)
+    rng = np.random.default_rng(13)
+    latents = [smooth_level(14 + i, s) if i < 3 else rng.integers(-5, 6, s).astype(np.int32)
+               for i, s in enumerate(shapes[:start])] + model_latents
+    steps = [0.1] * start + model_steps
+    layout = ContextLayout(cfg.levels, start)
+    g = GroupPayload(True, 4, 10, 30.0, latents, steps)
+    data = pack_group(g, None, layout)
+    back = unpack_group(data, shapes, None, layout)
+    assert all(np.array_equal(a, b) for a, b in zip(latents, back.latents))
+    assert back.modes == g.modes
+    if CONTEXT in g.modes:
+        with pytest.raises(BitstreamError, match="context-coded"):
+            unpack_group(data, shapes, None, None)
+
+
+def test_old_grid_config_block_reads_as_no_context():
+    cfg = GridConfig(levels=4, context=0)
+    assert GridConfig.unpack(cfg.pack()[:-2]) == cfg
+    with pytest.raises(ValueError, match="context=40"):
+        GridConfig.unpack(GridConfig(context=40).pack())
+
+
+def test_context_encode_decodes_to_the_encoders_reconstruction(tmp_path):
+    out = tmp_path / "c.nirv"
+    run("encode", str(CARPHONE), "-o", str(out), "--frames", "0:4", "--group-size", "2", "--context", "8",
+        "--key-iterations", "60", "--iterations", "30", "--threads", "1", "--recon", str(tmp_path / "r.mkv"),
+        "--stats", str(tmp_path / "s.json"), "-q")
+    run("decode", str(out), "-o", str(tmp_path / "d.mkv"), "--codec", "ffv1", "-q")
+
+    assert np.array_equal(frames_of(tmp_path / "d.mkv"), frames_of(tmp_path / "r.mkv"))
+    info = json.loads(run("info", str(out), "--json"))
+    assert info["network"]["context"] == 8
+    assert any(t["name"] == "context.w1" for t in info["tensors"])
+    assert sum(g["context_tensors"] for g in info["groups"]) > 0
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 7, 6), (1, 2, 1, 5), (1, 1, 4, 1)])
+def test_passes_cover_each_cell_once_and_read_only_earlier_passes(shape):
+    """Every cell is coded in exactly one pass, and a pass's features are the same whatever
+    the cells of its own and later passes hold (the decoder has not filled them yet)."""
+    rng = np.random.default_rng(20)
+    level = torch.from_numpy(rng.integers(-9, 10, shape).astype(np.float64))
+    coarser = torch.from_numpy(rng.integers(-9, 10, (shape[0], 1, (shape[2] + 1) // 2,
+                                                      (shape[3] + 1) // 2)).astype(np.float64))
+    marks = torch.zeros(shape[2:])
+    for phase in range(PHASES):
+        fill_phase(marks[None], phase, phase_values(marks[None], phase) + 1)
+    assert torch.equal(marks, torch.ones(shape[2:]))
+    cells = [phase_values(level[:, 0], p) for p in range(PHASES)]
+    assert sorted(torch.cat(cells).tolist()) == sorted(level[:, 0].reshape(-1).tolist())
+    for t in range(shape[1]):
+        for phase in range(PHASES):
+            partial = level.clone()
+            partial[:, t + 1:] = 99
+            for later in range(phase, PHASES):
+                fill_phase(partial[:, t], later, torch.full_like(phase_values(partial[:, t], later), 77.0))
+            for inputs in (ALL_INPUTS, SPATIAL):
+                assert torch.equal(phase_features(partial, coarser, level, t, phase, inputs),
+                                   phase_features(level, coarser, level, t, phase, inputs))
