@@ -48,24 +48,23 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "no_noise": ("straight-through rounding from the start (no noise phase)",
                  {"fit_overrides": {"noise_fraction": 0.0}}),
     "constant_lr": ("constant learning rate (no cosine decay)", {"fit_overrides": {"schedule": "constant"}}),
-    # the context model (nirvana.context): which inputs it reads, and its width
-    "ctx_spatial": ("context model on same-level neighbours (space, and t-1)",
-                    {"network_overrides": {"context": 8, "context_inputs": 3}}),
-    "ctx_coarser": ("context model, + the next-coarser level",
-                    {"network_overrides": {"context": 8, "context_inputs": 7}}),
-    "ctx_all": ("context model, + the previous group (all inputs)",
-                {"network_overrides": {"context": 8, "context_inputs": 15}}),
-    "ctx_all4": ("context model of width 4, all inputs", {"network_overrides": {"context": 4}}),
-    "ctx_all16": ("context model of width 16, all inputs", {"network_overrides": {"context": 16}}),
+    # the context model (nirvana.context; the default reads all its inputs, width 8)
+    "no_context": ("no context model: a count table or Laplace per level", {"context": 0}),
+    "ctx_spatial": ("context model on same-level neighbours only (space, and t-1)",
+                    {"network_overrides": {"context_inputs": 3}}),
+    "ctx_coarser": ("context model on neighbours and the next-coarser level (no previous group)",
+                    {"network_overrides": {"context_inputs": 7}}),
+    "ctx4": ("context model of width 4", {"context": 4}),
+    "ctx16": ("context model of width 16", {"context": 16}),
 }
 
 
-def _encode(job: tuple[str, str, int, float, dict]) -> dict:
+def _encode(job: tuple[str, str, int, float, str, dict]) -> dict:
     """One encode in a worker process: ``(variant, clip, frames, quality, kwargs)`` -> point."""
     import codec
 
-    name, clip, frames, quality, kwargs = job
-    kwargs = {"preset": "medium", **kwargs}
+    name, clip, frames, quality, preset, kwargs = job
+    kwargs = {"preset": preset, **kwargs}
     with tempfile.TemporaryDirectory() as tmp:
         r = codec.encode(clip, Path(tmp) / "a.nirv", model="grid", quality=quality, stop=frames,
                          threads=1, **kwargs)
@@ -75,15 +74,15 @@ def _encode(job: tuple[str, str, int, float, dict]) -> dict:
 
 def run(clip: str, *, frames: int = 24, qualities: Sequence[float] = (4.0, 7.0),
         variants: Sequence[str] = tuple(VARIANTS), jobs: int = 2, out: str | Path = "benchmarks/results",
-        tag: str = "ablation") -> dict:
+        tag: str = "ablation", preset: str = "medium") -> dict:
     """Encode every variant at every quality; write ``ablation_<tag>.{json,md}``; return the JSON."""
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise ValueError(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
-    work = [(v, clip, frames, q, VARIANTS[v][1]) for v in variants for q in qualities]
+    work = [(v, clip, frames, q, preset, VARIANTS[v][1]) for v in variants for q in qualities]
     with ProcessPoolExecutor(jobs) as pool:
         points = list(pool.map(_encode, work))
-    results = {"clip": clip, "frames": frames, "qualities": list(qualities), "points": points,
+    results = {"clip": clip, "frames": frames, "preset": preset, "qualities": list(qualities), "points": points,
                "bd_rate_vs_default": _bd_rates(points)}
     path = Path(out)
     path.mkdir(parents=True, exist_ok=True)
@@ -113,7 +112,8 @@ def _bd_rates(points: list[dict]) -> dict[str, float | None]:
 
 def _markdown(results: dict) -> str:
     qs = results["qualities"]
-    lines = [f"# Ablation of the grid network: {results['clip']}, first {results['frames']} frames",
+    lines = [f"# Ablation of the grid network: {results['clip']}, first {results['frames']} frames, "
+             f"preset {results.get('preset', 'medium')}",
              "", "PSNR (RGB, the decoder's) and bpp (the file's) at each quality; BD-rate against "
              "the defaults (PCHIP; negative is better).", "",
              "| variant | what changes | " + " | ".join(f"quality {q:g}" for q in qs)
@@ -139,9 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--tag", default="ablation")
+    parser.add_argument("--preset", default="medium", help="the preset of every variant but fast/slow")
     args = parser.parse_args(argv)
     results = run(args.clip, frames=args.frames, qualities=args.qualities, variants=args.variants,
-                  jobs=args.jobs, out=args.out, tag=args.tag)
+                  jobs=args.jobs, out=args.out, tag=args.tag, preset=args.preset)
     print(_markdown(results))
     return 0
 

@@ -27,8 +27,10 @@ def tensor_names(kind: str, network) -> list[str]:
     """Readable names of a kind's tensors in file order.
 
     >>> from nirvana.grid import GridConfig
-    >>> tensor_names("grid", GridConfig(levels=2, layers=1, convs=1))
+    >>> tensor_names("grid", GridConfig(levels=2, layers=1, convs=1))[:8]
     ['level0', 'level1', 'linear0.w', 'linear0.b', 'linear1.w', 'linear1.b', 'conv0.w', 'conv0.b']
+    >>> tensor_names("grid", GridConfig(levels=2, layers=1, convs=1))[8:]
+    ['context.w1', 'context.b1', 'context.w2', 'context.b2', 'context.offsets']
     """
     if kind == "grid":
         names = [f"level{i}" for i in range(network.levels)]

@@ -62,6 +62,7 @@ MEAN_FRACTIONS = 4  # the mean is rounded to quarters
 RANGE = 24  # residuals in -RANGE..RANGE are table symbols; the rest are escaped
 TABLE_TOTAL = 1 << 16  # frequencies of a table sum to about this
 PHASES = 3
+CHUNK = 8192  # cells the integer MLP evaluates at a time
 
 
 SPATIAL, TEMPORAL, COARSER, PREVIOUS = 1, 2, 4, 8  # bits of a config's ``context_inputs``
@@ -193,23 +194,39 @@ class FixedPointContext:
         ``(table // SCALES, table % SCALES)``; ``floor_mu`` is what the value is coded against.
         Features are int32 and weights below 2^15, so every sum stays far below 2^53: exact.
         """
-        one = float(1 << FRACTION_BITS)
         present = [k for k, c in enumerate(lattices[0]) if c is not None]
-        if present:
-            x = torch.cat([torch.stack([columns[k] for k in present]).reshape(len(present), -1)
-                           for columns in lattices], dim=1)
-        else:
-            x = torch.zeros(0, count, dtype=torch.float64)
-        bias = self.b1 + (self.w1[:, 8] if phase == 1 else 0) + (self.w1[:, 9] if phase == 2 else 0)
-        h = torch.addmm(bias[:, None], self.w1[:, present], x).clamp_(0, HIDDEN_LIMIT)  # scale 2^F
+        bias = (self.b1 + (self.w1[:, 8] if phase == 1 else 0) + (self.w1[:, 9] if phase == 2 else 0))[:, None]
+        w1 = self.w1[:, present]
+
+        def blocks():  # a few thousand cells at a time: the arithmetic stays in cache
+            if not present:
+                yield torch.zeros(0, count, dtype=torch.float64)
+                return
+            for columns in lattices:
+                used = [columns[k] for k in present]
+                channels, rows, width = used[0].shape
+                step = max(1, CHUNK // max(1, width))
+                for c in range(channels):
+                    for r in range(0, rows, step):
+                        yield torch.stack([x[c, r:r + step] for x in used]).reshape(len(used), -1)
+
+        results = [self._evaluate(bias, w1, x, level) for x in blocks()]
+        if not results:  # a pass without cells
+            return torch.zeros(0, dtype=torch.int16), torch.zeros(0, dtype=torch.int64)
+        return torch.cat([t for t, _ in results]), torch.cat([m for _, m in results])
+
+    def _evaluate(self, bias: torch.Tensor, w1: torch.Tensor, x: torch.Tensor,
+                  level: int) -> tuple[torch.Tensor, torch.Tensor]:
+        one = float(1 << FRACTION_BITS)
+        h = torch.addmm(bias, w1, x).clamp_(0, HIDDEN_LIMIT)  # scale 2^F
         out = torch.floor_divide(torch.addmm(self.b2[:, None] * one, self.w2, h), one)  # scale 2^F
         half = float(1 << (FRACTION_BITS - 1))
         mean4 = torch.floor_divide(out[0] * 4 + half, one).clamp_(-MEAN_LIMIT, MEAN_LIMIT)
         log4 = torch.floor_divide((out[1] + self.offsets[level]) * 4 + half, one)
-        scale = (log4 - LOG2_SCALE_MIN * 4).clamp_(0, SCALES - 1).to(torch.int64)
+        scale = (log4 - LOG2_SCALE_MIN * 4).clamp_(0, SCALES - 1).to(torch.int16)
         mean4 = mean4.to(torch.int64)
-        return torch.remainder(mean4, MEAN_FRACTIONS) * SCALES + scale, \
-            torch.div(mean4, MEAN_FRACTIONS, rounding_mode="floor")
+        table = torch.remainder(mean4, MEAN_FRACTIONS).to(torch.int16) * SCALES + scale
+        return table, torch.div(mean4, MEAN_FRACTIONS, rounding_mode="floor")
 
 
 @lru_cache(maxsize=None)

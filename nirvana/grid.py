@@ -54,7 +54,7 @@ class GridConfig:
     hidden: int = spec("B", 1, 64, 16)  # width of the per-pixel layers
     layers: int = spec("B", 0, 4, 2)  # hidden per-pixel layers
     convs: int = spec("B", 0, 4, 2)  # residual 3×3 convolutions on the RGB output
-    context: int = spec("B", 0, 32, 0)  # hidden units of the context model (0: none)
+    context: int = spec("B", 0, 32, 8)  # hidden units of the context model (0: none)
     context_inputs: int = spec("B", 0, 15, 15)  # its features (nirvana.context: SPATIAL | ...)
 
     def pack(self) -> bytes:

@@ -5,7 +5,7 @@ as PyTorch's default, the residual convolutions near zero (so they start as the 
 
 Example:
     >>> from nirvana.grid import GridConfig
-    >>> net = GridNet(GridConfig(levels=2, hidden=4, layers=1, convs=1), 2, 6, 8,
+    >>> net = GridNet(GridConfig(levels=2, hidden=4, layers=1, convs=1, context=0), 2, 6, 8,
     ...               torch.Generator().manual_seed(0))
     >>> frames, symbols = net.predict()
     >>> frames.shape, symbols.shape

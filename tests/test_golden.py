@@ -13,9 +13,11 @@ from conftest import REPO
 DATA = REPO / "tests" / "data"
 GOLDEN = {
     # version 1: siren, written by the version-1 writer (commit 668c2bf), 32x24, 5 frames
-    "golden_v1.nirv": (1, "siren", "870d705be33ab7b242837b7bde7a752a"),
-    # version 2: grid, 32x24, 5 frames
-    "golden_v2.nirv": (2, "grid", "00fe05c3a6980e4284a38ef640927330"),
+    "golden_v1.nirv": (1, "siren", (32, 24, 5), "870d705be33ab7b242837b7bde7a752a"),
+    # version 2: grid, before the context model (6-byte config block), 32x24, 5 frames
+    "golden_v2.nirv": (2, "grid", (32, 24, 5), "00fe05c3a6980e4284a38ef640927330"),
+    # version 2: grid with context-coded levels in key and warm groups, 176x144, 4 frames
+    "golden_v2_context.nirv": (2, "grid", (176, 144, 4), "7a2b5983cf3488b43d3a51ca7cede46b"),
 }
 
 
@@ -28,10 +30,10 @@ def _make_golden():
 
 @pytest.mark.parametrize("name", sorted(GOLDEN))
 def test_golden_file_decodes_to_its_md5(name):
-    version, kind, md5 = GOLDEN[name]
+    version, kind, size, md5 = GOLDEN[name]
     with NirvReader(DATA / name) as reader:
         assert (reader.version, reader.header.kind) == (version, kind)
-        assert (reader.header.width, reader.header.height, reader.header.num_frames) == (32, 24, 5)
+        assert (reader.header.width, reader.header.height, reader.header.num_frames) == size
     assert _make_golden().decoded_md5(DATA / name) == md5
 
 
@@ -41,6 +43,7 @@ def test_golden_file_info(name):
     assert d["version"] == GOLDEN[name][0] and d["header"]["kind"] == GOLDEN[name][1]
     assert sum(t["bytes"] for t in d["tensors"]) + 12 * len(d["groups"]) == d["totals"]["weight_bytes"] + \
         d["totals"]["side_bytes"]
+    assert (sum(g["context_tensors"] for g in d["groups"]) > 0) == ("context" in name)
 
 
 def test_info_shows_kind_and_bytes_per_level():

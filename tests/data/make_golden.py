@@ -1,8 +1,10 @@
 """Rebuild the golden .nirv files of the current format version and print their md5s.
 
 Run from the repository root after a deliberate change to the writer, a kind's render or
-the entropy coder; then update the md5s in ``tests/test_golden.py``. ``golden_v1.nirv``
-was written by the version-1 writer (commit 668c2bf) and must never be rebuilt.
+the entropy coder; then update the md5s in ``tests/test_golden.py``. Older files must never
+be rebuilt: ``golden_v1.nirv`` was written by the version-1 writer (commit 668c2bf),
+``golden_v2.nirv`` by the version-2 writer before the context model (commit fb630b0, a
+6-byte grid config block). ``golden_v2_context.nirv`` has context-coded grid levels.
 
     python tests/data/make_golden.py
 """
@@ -29,10 +31,10 @@ def decoded_md5(path: Path) -> str:
 
 
 def main() -> None:
-    out = DATA / "golden_v2.nirv"
-    codec.encode(DATA / "clip32x24.y4m", out, model="grid", preset="fast", key_iterations=40,
-                 iterations=20, group_size=2, key_interval=2, threads=1)
-    for name in ("golden_v1.nirv", "golden_v2.nirv"):
+    out = DATA / "golden_v2_context.nirv"
+    codec.encode(DATA / "foreman_qcif6.y4m", out, model="grid", preset="fast", key_iterations=60,
+                 iterations=30, group_size=2, key_interval=2, threads=1, context=8, stop=4, quality=2)
+    for name in ("golden_v1.nirv", "golden_v2.nirv", "golden_v2_context.nirv"):
         print(name, decoded_md5(DATA / name))
 
 
