@@ -67,7 +67,8 @@ from nirvana.config import NetworkConfig
 from nirvana.kinds import KINDS
 
 REPO = Path(__file__).resolve().parents[1]
-BASES = [REPO / "tests" / "data" / name for name in ("golden_v1.nirv", "golden_v2.nirv")]
+BASES = [REPO / "tests" / "data" / name for name in ("golden_v1.nirv", "golden_v2.nirv",
+                                                        "golden_v2_context.nirv")]
 OUTCOMES = ("open", "group", "decoded", "bug")
 FUZZ_LIMITS = {"values_per_group": 1 << 16, "frame_pixels": 1 << 14, "group_work": 1 << 24,
                "group_bytes": 1 << 26}

@@ -1,7 +1,7 @@
 """Hostile files: every mutant of the golden files is refused with a CodecError or decodes.
 
 The mutants and the harness are those of ``benchmarks/fuzz.py`` (its doc lists the families):
-here every exhaustive mutant of both golden files (each field at 0, 1, ±1, its bound, bound
+here every exhaustive mutant of the first two golden files (a sample of the third's) (each field at 0, 1, ±1, its bound, bound
 + 1, its type's maximum or a NaN/Inf float with every CRC recomputed; cuts at every chunk
 boundary; re-framed payloads) and a seeded sample of random ones, each decoded in-process
 under the fuzzer's lowered resource limits.
@@ -81,6 +81,20 @@ def test_random_mutants_of_every_family_are_refused_or_decoded(bases, tmp_path):
     results = _run(mutants, tmp_path)
     _no_bugs(results)
     assert Counter(m.family for m, _ in results) == {f: RANDOM_PER_FAMILY for f in fuzz.FAMILIES}
+
+
+def test_mutants_of_context_coded_groups_are_refused_or_decoded(bases, tmp_path):
+    """The golden file with context-coded levels: its payload fields at every bound, and
+    random mutants (the benchmark runs all of its exhaustive ones)."""
+    context = bases[2]
+    rng = np.random.default_rng(11)
+    fields = [m for m in fuzz.exhaustive(context) if m.family == "field" and m.what.startswith("group")]
+    mutants = [fields[i] for i in rng.choice(len(fields), 100, replace=False)]
+    mutants += [fuzz.draw(rng, [context]) for _ in range(100)]
+    results = _run(mutants, tmp_path)
+    _no_bugs(results)
+    outcomes = Counter(r.outcome for _, r in results)
+    assert outcomes["group"] and outcomes["decoded"], outcomes
 
 
 def test_a_bug_is_reported_with_its_traceback(tmp_path, monkeypatch):

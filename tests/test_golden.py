@@ -16,8 +16,8 @@ GOLDEN = {
     "golden_v1.nirv": (1, "siren", (32, 24, 5), "870d705be33ab7b242837b7bde7a752a"),
     # version 2: grid, before the context model (6-byte config block), 32x24, 5 frames
     "golden_v2.nirv": (2, "grid", (32, 24, 5), "00fe05c3a6980e4284a38ef640927330"),
-    # version 2: grid with context-coded levels in key and warm groups, 176x144, 4 frames
-    "golden_v2_context.nirv": (2, "grid", (176, 144, 4), "7a2b5983cf3488b43d3a51ca7cede46b"),
+    # version 2: grid with context-coded levels in key and warm groups, 160x96, 4 frames
+    "golden_v2_context.nirv": (2, "grid", (160, 96, 4), "672117e117fc5337ba1245d938dc5386"),
 }
 
 
