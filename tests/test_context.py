@@ -181,3 +181,32 @@ def test_passes_cover_each_cell_once_and_read_only_earlier_passes(shape):
             for inputs in (ALL_INPUTS, SPATIAL):
                 assert torch.equal(phase_features(partial, coarser, level, t, phase, inputs),
                                    phase_features(level, coarser, level, t, phase, inputs))
+
+
+def test_trained_group_decodes_to_the_encoders_integers():
+    """Two fitted groups (key, then warm): the decoder rebuilds every integer the fitter
+    trained, and each level also round-trips through the context coder on its own."""
+    from nirvana.config import fit_config
+    from nirvana.fit import GroupFitter
+    from nirvana.kinds import KINDS
+
+    frames = torch.from_numpy(frames_of(CARPHONE, stop=8)[:, 40:88, 60:124]).permute(0, 3, 1, 2).float() / 255
+    cfg = GridConfig(levels=3, hidden=8, layers=1, convs=1, context=4)
+    fitter = GroupFitter(KINDS["grid"], cfg, fit_config("fast", 6, kind="grid", key_iterations=40, iterations=20),
+                         48, 64, group_size=4)
+    layout = ContextLayout(cfg.levels, context_start(cfg))
+    shapes = tensor_shapes(cfg, 4, 48, 64)
+    prev = None
+    for index in range(2):
+        fit = fitter.fit(frames[4 * index:4 * index + 4], key=index == 0, group_index=index)
+        data = pack_group(GroupPayload(fit.key, 4, fit.iterations, fit.psnr, fit.latents, fit.steps), prev, layout)
+        back = unpack_group(data, shapes, prev, layout)
+        assert all(np.array_equal(a, b) for a, b in zip(fit.latents, back.latents))
+        model = layout.model(fit.latents, fit.steps)
+        for level in range(cfg.levels):
+            coarser = fit.latents[level + 1] if level + 1 < cfg.levels else None
+            reference = None if prev is None else prev[level]
+            blob = encode_level(fit.latents[level], coarser, reference, model, level)
+            assert np.array_equal(decode_level(blob, shapes[level], coarser, reference, model, level),
+                                  fit.latents[level])
+        prev = fit.latents

@@ -124,15 +124,19 @@ def test_module_entry_point(encoded):
     assert "key groups" in out
 
 
-def test_scene_cut_becomes_a_key_group(tmp_path):
-    """carphone then foreman (same size): the first foreman group must be coded as a key."""
+def joined_clip(tmp_path):
+    """Six carphone frames, then six foreman frames (same size): a scene cut at frame 6."""
     from codec.video import VideoWriter
 
-    a = frames_of(CARPHONE, stop=6)
-    b = frames_of(DATA / "foreman_qcif6.y4m", stop=6)
     joined = tmp_path / "joined.mkv"
     with VideoWriter(joined, 176, 144, 25, lossless=True) as w:
-        w.write(np.concatenate([a, b]))
+        w.write(np.concatenate([frames_of(CARPHONE, stop=6), frames_of(DATA / "foreman_qcif6.y4m", stop=6)]))
+    return joined
+
+
+def test_scene_cut_becomes_a_key_group(tmp_path):
+    """The first foreman group must be coded as a key."""
+    joined = joined_clip(tmp_path)
     run("encode", str(joined), "-o", str(tmp_path / "j.nirv"), "--group-size", "3",
         "--key-iterations", "150", "--iterations", "40", "--key-interval", "10",
         "--stats", str(tmp_path / "s.json"), "-q")
@@ -143,13 +147,7 @@ def test_scene_cut_becomes_a_key_group(tmp_path):
 
 def test_scene_cut_inside_a_group_makes_it_a_key_group(tmp_path):
     """A cut two frames into a group: that group is coded on its own, the next one warm."""
-    from codec.video import VideoWriter
-
-    a = frames_of(CARPHONE, stop=6)
-    b = frames_of(DATA / "foreman_qcif6.y4m", stop=6)
-    joined = tmp_path / "joined.mkv"
-    with VideoWriter(joined, 176, 144, 25, lossless=True) as w:
-        w.write(np.concatenate([a, b]))
+    joined = joined_clip(tmp_path)
     run("encode", str(joined), "-o", str(tmp_path / "j.nirv"), "--group-size", "4",
         "--key-iterations", "40", "--iterations", "20", "--stats", str(tmp_path / "s.json"), "-q")
     groups = json.loads((tmp_path / "s.json").read_text())["groups"]
