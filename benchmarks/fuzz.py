@@ -453,7 +453,7 @@ def _check_frames(reader: NirvReader, groups: Iterator[tuple[int, torch.Tensor]]
 
 
 def fuzz(n: int, seed: int, bug_dir: Path | None = None) -> dict:
-    """The exhaustive mutants of both bases, then random ones up to ``n`` in all; counts."""
+    """The exhaustive mutants of every base, then random ones up to ``n`` in all; counts."""
     bases = [load(path) for path in BASES]
     rng = np.random.default_rng(seed)
     counts: dict[str, Counter] = {family: Counter() for family in FAMILIES}
@@ -503,7 +503,7 @@ def _keep(mutant: Mutant, result: Result, k: int, bug_dir: Path | None) -> dict:
 def _markdown(r: dict) -> str:
     lines = ["# Fuzzing the reader and decoder", "",
              f"`python -m benchmarks.fuzz -n {r['n']} --seed {r['seed']}`: {r['n']} mutants of "
-             f"`tests/data/golden_v1.nirv` and `golden_v2.nirv` ({r['exhaustive']} exhaustive, then "
+             + ", ".join(f"`tests/data/{path.name}`" for path in BASES) + f" ({r['exhaustive']} exhaustive, then "
              f"random), in {r['seconds']} s on one core ({r['mean_ms']} ms per mutant, open and decode "
              f"included; slowest {r['slowest_ms']} ms; peak RSS of the process {r['peak_rss_mib']} MiB), "
              "with the per-group decode limits lowered to "
