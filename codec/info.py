@@ -125,7 +125,7 @@ def format_description(d: dict) -> str:
             f"{g['residual_tensors']:>3}/{g['tensors']:<2} {g['context_tensors']:>3}"
         )
     lines += ["", "bytes per tensor, all groups (coded data + model + record):"]
-    lines += [f"  {x['name']:<10} {'x'.join(map(str, x['shape'])):>18} {x['bytes']:>9}" for x in d["tensors"]]
+    lines += [f"  {x['name']:<16} {'x'.join(map(str, x['shape'])):>14} {x['bytes']:>9}" for x in d["tensors"]]
     mean = t["mean_group_psnr"]
     lines += [
         "",
