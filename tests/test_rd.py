@@ -66,3 +66,28 @@ def test_update_reads_legacy_codec_points_as_siren(tmp_path):
                 tag="l", update=True, log=False)
     assert [(p["clip"], p["method"]) for p in again["points"]] == [
         ("carphone", "x264"), ("carphone", "nirvana-siren"), ("other", "x264")]
+
+
+def test_merge_keeps_each_point_once_and_compares_with_a_baseline(tmp_path):
+    from benchmarks import rd
+    from benchmarks.rd_merge import merge
+
+    def point(method, value, bpp, psnr):
+        return {k: 1 for k in rd.FIELDS} | {"clip": "c", "method": method, "param": "p", "value": value,
+                                            "bpp": bpp, "psnr_rgb": psnr}
+
+    anchors = [point("x264", crf, bpp, psnr) for crf, bpp, psnr in ((20, 0.4, 36.0), (30, 0.1, 31.0))]
+    settings = {"clips": ["c"], "frames": [9]}
+    for name, qualities in (("a", [(2, 0.1, 30.0)]), ("b", [(6, 0.4, 35.0)])):
+        doc = rd.collect_results(name, settings, {"x264": [20, 30]},
+                                 anchors + [point("nirvana-grid", *q) for q in qualities])
+        (tmp_path / f"{name}.json").write_text(json.dumps(doc))
+    old = rd.collect_results("old", settings, {"x264": [20, 30]},
+                             anchors + [point("nirvana-grid", 2, 0.12, 30.0), point("nirvana-grid", 6, 0.48, 35.0)])
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    r = merge("m", [str(tmp_path / "a.json"), str(tmp_path / "b.json")], str(tmp_path),
+              baseline=str(tmp_path / "old.json"), baseline_method="before")
+    methods = [p["method"] for p in r["points"]]
+    assert methods.count("x264") == 2 and methods.count("nirvana-grid") == 2 and methods.count("before") == 2
+    assert r["bd_rate_vs_baseline"]["c nirvana-grid"] < -10  # the same PSNRs at 1/1.2 the rate
+    assert "BD-rate against them" in (tmp_path / "rd_m.md").read_text()
