@@ -94,48 +94,58 @@ def fill_phase(plane: torch.Tensor, phase: int, values: torch.Tensor) -> None:
 
 
 def phase_columns(level: torch.Tensor, coarser: torch.Tensor | None, previous: torch.Tensor | None,
-                  t: int, phase: int, inputs: int = ALL_INPUTS) -> list[list[torch.Tensor | None]]:
-    """Features 0..7 of a phase's cells of time slot ``t`` of ``level`` ``(C, T, H, W)``: per
-    sub-lattice of the phase, 8 views ``(C, rows, columns)``, None where the feature is zero.
-    (The phase flags, features 8 and 9, are the phase itself.)
+                  t: int, phase: int, inputs: int = ALL_INPUTS,
+                  count: int = 1) -> list[list[torch.Tensor | None]]:
+    """Features 0..7 of a phase's cells of time slots ``t .. t + count - 1`` of ``level``
+    ``(C, T, H, W)``: per sub-lattice of the phase, 8 tensors ``(C·count, rows, columns)``
+    (views when ``count`` is 1), None where the feature is zero. (The phase flags, features 8
+    and 9, are the phase itself.)
 
     ``coarser`` is the next-coarser level ``(C, T', ceil(H/2), ceil(W/2))`` and ``previous``
     the previous group's values of this level (None where they do not exist). Only cells of
     earlier passes are read, so a decoder that has filled those (and left the rest at
-    anything) gets the encoder's features. ``inputs`` (bits ``SPATIAL | TEMPORAL | COARSER |
-    PREVIOUS``) says which features are used; the others are zero (an ablation, stored in
-    the file's config).
+    anything) gets the encoder's features; training, which knows every value, takes all
+    slots at once. ``inputs`` (bits ``SPATIAL | TEMPORAL | COARSER | PREVIOUS``) says which
+    features are used; the others are zero (an ablation, stored in the file's config).
     """
     C, T, H, W = level.shape
     spatial = phase and inputs & SPATIAL
-    padded = F.pad(level[:, t][None], (1, 1, 1, 1))[0] if spatial else None  # zeros outside
-    slot = coarser[:, t * coarser.shape[1] // T] if coarser is not None and inputs & COARSER else None
+    padded = F.pad(level[:, t:t + count], (1, 1, 1, 1)) if spatial else None  # zeros outside
+    slots = None
+    if coarser is not None and inputs & COARSER:
+        slots = coarser[:, [s * coarser.shape[1] // T for s in range(t, t + count)]]
+    before = None
+    if inputs & TEMPORAL and t + count > 1:
+        before = level[:, t - 1:t + count - 1] if t > 0 else \
+            torch.cat([level.new_zeros(C, 1, H, W), level[:, :count - 1]], dim=1)
     use_previous = previous is not None and inputs & PREVIOUS
     out = []
     for oy, ox, ny, nx in _lattices(H, W, phase):
         def cells(x: torch.Tensor, dy: int = 0, dx: int = 0, pad: int = 0) -> torch.Tensor:
             y0, x0 = pad + oy + dy, pad + ox + dx
-            return x[:, y0:y0 + 2 * ny - 1:2, x0:x0 + 2 * nx - 1:2]
+            return x[..., y0:y0 + 2 * ny - 1:2, x0:x0 + 2 * nx - 1:2].reshape(C * count, ny, nx)
 
         columns: list[torch.Tensor | None] = [None] * 4
         if spatial:
             columns = [cells(padded, dy, dx, pad=1) for dy, dx in (_DIAGONAL if phase == 1 else _AXIAL)]
-        columns.append(cells(level[:, t - 1]) if t > 0 and inputs & TEMPORAL else None)
-        columns.append(None if slot is None else slot[:, :ny, :nx])  # (y, x) is in (y // 2, x // 2)
-        columns.append(cells(previous[:, t]) if use_previous else None)
-        columns.append(cells(previous[:, -1]) if use_previous else None)
+        columns.append(None if before is None else cells(before))
+        # cell (y, x) sits in coarser cell (y // 2, x // 2)
+        columns.append(None if slots is None else slots[..., :ny, :nx].reshape(C * count, ny, nx))
+        columns.append(cells(previous[:, t:t + count]) if use_previous else None)
+        columns.append(cells(previous[:, -1:].expand(C, count, H, W)) if use_previous else None)
         out.append(columns)
     return out
 
 
 def phase_features(level: torch.Tensor, coarser: torch.Tensor | None, previous: torch.Tensor | None,
-                   t: int, phase: int, inputs: int = ALL_INPUTS) -> torch.Tensor:
-    """All ``FEATURES`` features ``(FEATURES, N)`` of :func:`phase_columns`, zeros included."""
+                   t: int, phase: int, inputs: int = ALL_INPUTS, count: int = 1) -> torch.Tensor:
+    """All ``FEATURES`` features ``(FEATURES, N)`` of :func:`phase_columns`, zeros included,
+    in the order of ``phase_values(level[:, t:t + count].reshape(-1, H, W), phase)``."""
     parts = []
     C, _, H, W = level.shape
-    for columns, (_, _, ny, nx) in zip(phase_columns(level, coarser, previous, t, phase, inputs),
+    for columns, (_, _, ny, nx) in zip(phase_columns(level, coarser, previous, t, phase, inputs, count),
                                        _lattices(H, W, phase)):
-        zeros = level.new_zeros(C, ny, nx)
+        zeros = level.new_zeros(C * count, ny, nx)
         parts.append(torch.stack([zeros if c is None else c for c in columns]
                                  + [zeros + (phase == 1), zeros + (phase == 2)]).reshape(FEATURES, -1))
     return torch.cat(parts, dim=1)

@@ -102,11 +102,12 @@ class GridNet(QuantizedModel):
             values = parts[level]
             coarser = parts[level + 1] if level + 1 < levels else None
             level_bits = 0
-            for t in range(values.shape[1]):
-                for phase in range(PHASES):
-                    f = phase_features(values, coarser, previous[level], t, phase, self.cfg.context_inputs)
-                    mean, log2_scale = float_laplace(f, weights, level)
-                    x = phase_values(values[:, t], phase)
-                    level_bits = level_bits + laplace_mass_bits(x, mean, log2_scale).sum()
+            slots = values.shape[1]
+            planes = values.reshape(-1, *values.shape[2:])  # every time slot at once
+            for phase in range(PHASES):
+                f = phase_features(values, coarser, previous[level], 0, phase, self.cfg.context_inputs, slots)
+                mean, log2_scale = float_laplace(f, weights, level)
+                x = phase_values(planes, phase)
+                level_bits = level_bits + laplace_mass_bits(x, mean, log2_scale).sum()
             context.append(level_bits)
         return torch.minimum(bits[:levels], torch.stack(context)).sum() + bits[levels:].sum()

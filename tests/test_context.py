@@ -210,3 +210,25 @@ def test_trained_group_decodes_to_the_encoders_integers():
             assert np.array_equal(decode_level(blob, shapes[level], coarser, reference, model, level),
                                   fit.latents[level])
         prev = fit.latents
+
+
+@pytest.mark.parametrize("phase", range(PHASES))
+def test_training_takes_every_slot_at_once_with_the_decoders_features(phase):
+    """All time slots in one call (training) give each cell the features one slot at a time
+    (the decoder) gives it, in the order of phase_values over the slots' planes."""
+    rng = np.random.default_rng(30)
+    level = torch.from_numpy(rng.integers(-9, 10, (2, 3, 7, 6)).astype(np.float64))
+    coarser = torch.from_numpy(rng.integers(-9, 10, (2, 2, 4, 3)).astype(np.float64))
+    previous = torch.from_numpy(rng.integers(-9, 10, (2, 3, 7, 6)).astype(np.float64))
+    together = phase_features(level, coarser, previous, 0, phase, count=3)
+    cells = phase_values(level.reshape(-1, 7, 6), phase)
+    rows = {}
+    for t in range(3):
+        f = phase_features(level, coarser, previous, t, phase)
+        marker = torch.arange(level[:, t].numel(), dtype=torch.float64).view(2, 7, 6) + 1000 * t
+        for key, column in zip(phase_values(marker, phase).tolist(), f.T.tolist()):
+            rows[key] = column
+    marker = (torch.arange(level[:, 0].numel(), dtype=torch.float64).view(2, 1, 7, 6)
+              + 1000 * torch.arange(3.0).view(1, 3, 1, 1)).reshape(-1, 7, 6)
+    assert [rows[key] for key in phase_values(marker, phase).tolist()] == together.T.tolist()
+    assert cells.numel() == together.shape[1]
