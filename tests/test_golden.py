@@ -71,12 +71,14 @@ def _rewrite_header(src, dst, edit) -> None:
     dst.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("offset, value, field", [
-    (27, 9, "kind"),        # kind byte: no such kind
-    (30, 0, "levels"),      # grid config: levels 0
-    (33, 200, "hidden"),    # grid config: synthesis width 200
+@pytest.mark.parametrize("name, offset, value, field", [
+    ("golden_v2.nirv", 27, 9, "kind"),        # kind byte: no such kind
+    ("golden_v2.nirv", 30, 0, "levels"),      # grid config: levels 0
+    ("golden_v2.nirv", 33, 200, "hidden"),    # grid config: synthesis width 200
+    ("golden_v2_context.nirv", 36, 33, "context"),          # context model width 33
+    ("golden_v2_context.nirv", 37, 16, "context_inputs"),   # an input bit that does not exist
 ])
-def test_hostile_network_fields_get_one_error_line(tmp_path, offset, value, field):
+def test_hostile_network_fields_get_one_error_line(tmp_path, name, offset, value, field):
     from click.testing import CliRunner
 
     from codec.cli import main
@@ -86,7 +88,7 @@ def test_hostile_network_fields_get_one_error_line(tmp_path, offset, value, fiel
     def edit(head):
         head[offset] = value
 
-    _rewrite_header(DATA / "golden_v2.nirv", bad, edit)
+    _rewrite_header(DATA / name, bad, edit)
     for command in (["info", str(bad)], ["decode", str(bad), "-o", str(tmp_path / "o.y4m"), "-q"]):
         r = CliRunner().invoke(main, command)
         assert r.exit_code == 1
