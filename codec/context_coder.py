@@ -40,7 +40,7 @@ import torch
 from codec.entropy import INT32_MAX, INT32_MIN, BlobReader, decode_ints, encode_ints, varint
 from codec.errors import BitstreamError
 from nirvana.context import (PHASES, RANGE, SCALES, FixedPointContext, fill_phase, frequency_table,
-                             phase_columns, phase_values)
+                             phase_columns, phase_size, phase_values)
 
 ESCAPE_LOW, ESCAPE_HIGH = 0, 2 * RANGE + 2
 _ANS = constriction.stream.stack.AnsCoder
@@ -50,6 +50,15 @@ _ANS = constriction.stream.stack.AnsCoder
 def _model(table: int):
     counts = frequency_table(table // SCALES, table % SCALES)
     return constriction.stream.model.Categorical(counts.astype(np.float64), perfect=False)
+
+
+def _runs(tables: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The coding order of a pass's values: ``(order, table of each run, run lengths)``,
+    ``order`` sorting them by table (stably, so encoder and decoder agree)."""
+    order = np.argsort(tables, kind="stable")
+    sorted_tables = tables[order]
+    starts = np.flatnonzero(np.diff(sorted_tables, prepend=-1))
+    return order, sorted_tables[starts], np.diff(np.append(starts, tables.size))
 
 
 class _Passes:
@@ -69,7 +78,7 @@ class _Passes:
 
     def context(self, t: int, phase: int) -> tuple[np.ndarray, np.ndarray]:
         columns = phase_columns(self.values, self.coarser, self.previous, t, phase, self.model.inputs)
-        count = self.values.shape[0] * phase_values(self.values[0:1, t], phase).numel()
+        count = self.values.shape[0] * phase_size(*self.values.shape[2:], phase)
         tables, means = self.model.table_indices(columns, phase, self.level, count)
         return tables.numpy(), means.numpy()
 
@@ -92,13 +101,11 @@ def encode_level(values: np.ndarray, coarser: np.ndarray | None, previous: np.nd
         truth = passes.truth(values, t, phase)
         residual = truth - means
         symbols = np.clip(residual, -RANGE - 1, RANGE + 1) + RANGE + 1
-        order = np.argsort(tables, kind="stable")
+        order, run_tables, run_lengths = _runs(tables)
         escaped = order[np.abs(residual[order]) > RANGE]
         escapes.append(np.abs(residual[escaped]) - RANGE - 1)
-        sorted_tables, sorted_symbols = tables[order], symbols[order]
-        starts = np.flatnonzero(np.diff(sorted_tables, prepend=-1))
-        for table, part in zip(sorted_tables[starts], np.split(sorted_symbols, starts[1:])):
-            chunks.append((int(table), part.astype(np.int32)))
+        parts = np.split(symbols[order].astype(np.int32), np.cumsum(run_lengths)[:-1])
+        chunks += [(int(table), part) for table, part in zip(run_tables, parts)]
         passes.fill(t, phase, truth)
     coder = _ANS()
     for table, part in reversed(chunks):
@@ -129,20 +136,17 @@ def decode_level(blob: bytes, shape: tuple[int, ...], coarser: np.ndarray | None
         t0 = clock()
         tables, means = passes.context(t, phase)
         t1 = clock()
-        order = np.argsort(tables, kind="stable")
-        sorted_tables = tables[order]
-        starts = np.flatnonzero(np.diff(sorted_tables, prepend=-1))
-        symbols = np.empty(tables.size, np.int64)
-        parts = []
+        order, run_tables, run_lengths = _runs(tables)
         try:
-            for table, n in zip(sorted_tables[starts], np.diff(np.append(starts, tables.size))):
-                parts.append(np.asarray(coder.decode(_model(int(table)), int(n)), np.int64))
+            parts = [np.asarray(coder.decode(_model(int(table)), int(n)), np.int64)
+                     for table, n in zip(run_tables, run_lengths)]
         except (ValueError, RuntimeError) as e:
             raise BitstreamError(f"context-coded level is damaged ({e})") from None
-        symbols[order] = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        in_order = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        symbols = np.empty(tables.size, np.int64)
+        symbols[order] = in_order
         residual = symbols - RANGE - 1
-        low, high = symbols[order] == ESCAPE_LOW, symbols[order] == ESCAPE_HIGH
-        escaped = order[low | high]
+        escaped = order[(in_order == ESCAPE_LOW) | (in_order == ESCAPE_HIGH)]
         if used + escaped.size > excess.size:
             raise BitstreamError("context-coded level has more escapes than it stores")
         extra = excess[used:used + escaped.size] + RANGE + 1

@@ -165,8 +165,7 @@ def _fit_segment(job: _Job, on_group: Callable[[GroupStats], None] | None = None
         fitter = GroupFitter(KINDS[job.kind], job.net, job.fit, src.info.height, src.info.width,
                              job.device, group_size=job.group_size)
         prev = None
-        layout = KINDS[job.kind].context_layout(job.net)
-        context = None if layout is None else ContextLayout(*layout)
+        context = ContextLayout.of(job.kind, job.net)
         for local, group in enumerate(src.groups(job.group_size)):
             t0 = time.perf_counter()
             index = seg.first_group + local

@@ -78,6 +78,11 @@ def _lattices(height: int, width: int, phase: int) -> list[tuple[int, int, int, 
     return [(oy, ox, (height - oy + 1) // 2, (width - ox + 1) // 2) for oy, ox in SUBLATTICES[phase]]
 
 
+def phase_size(height: int, width: int, phase: int) -> int:
+    """Cells of one channel and time slot in a phase (the length of :func:`phase_values`)."""
+    return sum(ny * nx for _, _, ny, nx in _lattices(height, width, phase))
+
+
 def phase_values(plane: torch.Tensor, phase: int) -> torch.Tensor:
     """The values of a phase's cells of ``plane`` ``(C, H, W)``, flat in coding order (by
     sub-lattice, then channel, row, column)."""
@@ -166,6 +171,9 @@ class ContextWeights:
 def context_shapes(hidden: int, levels: int) -> list[tuple[int, ...]]:
     """Shapes of the context MLP's tensors, in file order (:class:`ContextWeights`)."""
     return [(hidden, FEATURES), (hidden,), (2, hidden), (2,), (levels,)]
+
+
+CONTEXT_TENSORS = len(context_shapes(1, 1))
 
 
 def float_laplace(f: torch.Tensor, w: ContextWeights, level: int) -> tuple[torch.Tensor, torch.Tensor]:

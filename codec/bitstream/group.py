@@ -29,10 +29,10 @@ import numpy as np
 from codec.context_coder import decode_level, encode_level
 from codec.entropy import INT32_MAX, INT32_MIN, decode_ints, encode_ints, split_sizes
 from codec.errors import BitstreamError
-from nirvana.context import ALL_INPUTS, FixedPointContext
+from nirvana.context import ALL_INPUTS, CONTEXT_TENSORS, FixedPointContext
+from nirvana.kinds import KINDS
 
 INTRA, RESIDUAL, CARRIED, CONTEXT = 0, 1, 2, 3
-CONTEXT_TENSORS = 5  # tensors of the context model (nirvana.context.context_shapes)
 KEY_FLAG = 0x01
 STATS_BYTES = 8  # iterations and psnr: encoder statistics the decoder does not need
 _HEAD = struct.Struct("<BBIfH")  # flags, num_frames, iterations, psnr, tensor count
@@ -47,6 +47,12 @@ class ContextLayout:
     levels: int
     start: int
     inputs: int = ALL_INPUTS  # the features it reads (nirvana.context)
+
+    @classmethod
+    def of(cls, kind: str, network) -> ContextLayout | None:
+        """The layout of a network of ``kind`` with config ``network``; None without a context model."""
+        layout = KINDS[kind].context_layout(network)
+        return None if layout is None else cls(*layout)
 
     def model(self, latents: list[np.ndarray], scales: list[float]) -> FixedPointContext:
         end = self.start + CONTEXT_TENSORS

@@ -21,6 +21,7 @@ import struct
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from codec.bitstream.group import ContextLayout
 from codec.errors import BitstreamError
 from nirvana.config import NetworkConfig, range_problem, spec
 from nirvana.kinds import KINDS, by_code
@@ -121,12 +122,9 @@ class Header:
         return header
 
     @property
-    def context_layout(self):
-        """Where the network's context model sits (a ``ContextLayout``), or None."""
-        from codec.bitstream.group import ContextLayout
-
-        layout = KINDS[self.kind].context_layout(self.network)
-        return None if layout is None else ContextLayout(*layout)
+    def context_layout(self) -> ContextLayout | None:
+        """Where the network's context model sits, or None."""
+        return ContextLayout.of(self.kind, self.network)
 
     @property
     def size(self) -> int:
