@@ -48,6 +48,8 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "no_noise": ("straight-through rounding from the start (no noise phase)",
                  {"fit_overrides": {"noise_fraction": 0.0}}),
     "constant_lr": ("constant learning rate (no cosine decay)", {"fit_overrides": {"schedule": "constant"}}),
+    "lean": ("one per-pixel layer, no convolutions, constant learning rate",
+             {"network_overrides": {"layers": 1, "convs": 0}, "fit_overrides": {"schedule": "constant"}}),
     # the context model (nirvana.context; the default reads all its inputs, width 8)
     "no_context": ("no context model: a count table or Laplace per level", {"context": 0}),
     "ctx_spatial": ("context model on same-level neighbours only (space, and t-1)",

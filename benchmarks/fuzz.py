@@ -1,7 +1,8 @@
 """Fuzzing the .nirv reader and decoder with mutants of the golden files.
 
-Every mutant of a small valid file (``tests/data/golden_v1.nirv``, ``golden_v2.nirv``) must
-end in one of three outcomes, decided in-process:
+Every mutant of a small valid file (``tests/data/golden_v1.nirv``, ``golden_v2.nirv``,
+``golden_v2_context.nirv``, ``golden_v3.nirv``: every format version, context-coded levels, and
+fixed and compact tensor tables) must end in one of three outcomes, decided in-process:
 
 ``open``     refused when opened (:func:`codec.limits.open_nirv`: framing, header, limits)
              with a :class:`~codec.errors.CodecError`,
@@ -60,7 +61,8 @@ import torch
 
 from codec import limits
 from codec.bitstream import Header, NirvReader
-from codec.bitstream.container import END_MAGIC, MAGIC
+from codec.bitstream.container import END_MAGIC, MAGIC, VERSION
+from codec.bitstream.group import COMPACT, SCALE_FLAG
 from codec.decoder import decoded_groups
 from codec.errors import CodecError
 from nirvana.config import NetworkConfig
@@ -68,7 +70,7 @@ from nirvana.kinds import KINDS
 
 REPO = Path(__file__).resolve().parents[1]
 BASES = [REPO / "tests" / "data" / name for name in ("golden_v1.nirv", "golden_v2.nirv",
-                                                        "golden_v2_context.nirv")]
+                                                        "golden_v2_context.nirv", "golden_v3.nirv")]
 OUTCOMES = ("open", "group", "decoded", "bug")
 FUZZ_LIMITS = {"values_per_group": 1 << 16, "frame_pixels": 1 << 14, "group_work": 1 << 24,
                "group_bytes": 1 << 26}
@@ -77,7 +79,7 @@ INTERESTING_BYTES = (0x00, 0x01, 0x7F, 0x80, 0xFF)
 
 # The byte layout, as documented in codec.bitstream: (name, struct format, upper bound or None).
 Spec = list[tuple[str, str, float | None]]
-PRELUDE: Spec = [("version", "H", 2), ("header_size", "H", None)]  # after the 4-byte magic
+PRELUDE: Spec = [("version", "H", VERSION), ("header_size", "H", None)]  # after the 4-byte magic
 V1_HEADER = ["width", "height", "num_frames", "fps_num", "fps_den", "group_size", "patch_size",
              "key_interval", "hidden", "hidden_layers", "channels", "w0", "num_groups"]
 CHUNK: Spec = [("length", "I", None)]  # then the CRC, which is recomputed
@@ -151,7 +153,8 @@ def load(path: Path) -> Base:
     payload_cuts = []
     for i, (chunk, _) in enumerate(chunks):
         found += _walk(f"group {i} chunk", chunk, CHUNK)
-        group_fields = _payload_fields(i, chunk + 8, data, header)
+        fields_of = _compact_fields if version >= COMPACT else _payload_fields
+        group_fields = fields_of(i, chunk + 8, data, header)
         found += group_fields
         payload_cuts.append(sorted({f.offset - chunk - 8 for f in group_fields}))
     found += [f for i in range(len(payloads))
@@ -221,6 +224,41 @@ def _payload_fields(i: int, start: int, data: bytes, header: Header) -> list[Fie
         length = int(read(data, record[-1]))
         found += record + _walk(f"group {i} blob {t}", blob, BLOB[:min(length, len(BLOB))])
         blob += length
+    return found
+
+
+def _compact_fields(i: int, start: int, data: bytes, header: Header) -> list[Field]:
+    """:func:`_payload_fields` for a compact payload (version 3 on); a varint is modelled
+    by its first byte (a mutation may change its length)."""
+    found, pos = [], start
+
+    def add(name: str, fmt: str, hi: float | None, size: int) -> None:
+        nonlocal pos
+        found.append(Field(f"group {i} {name}", pos, fmt, hi))
+        pos += size
+
+    def varint(name: str) -> int:
+        end = pos
+        while data[end] >= 0x80:
+            end += 1
+        value = sum((b & 0x7F) << (7 * k) for k, b in enumerate(data[pos:end + 1]))
+        add(name, "B", None, end + 1 - pos)
+        return value
+
+    add("flags", "B", 1, 1)
+    add("num_frames", "B", header.group_size, 1)
+    varint("iterations")
+    add("psnr", "f", None, 4)
+    lengths = []
+    for t in range(varint("tensors")):
+        mode = data[pos]
+        add(f"tensor {t} mode", "B", 3 | SCALE_FLAG, 1)
+        if mode & SCALE_FLAG:
+            add(f"tensor {t} scale", "f", None, 4)
+        lengths.append(varint(f"tensor {t} length"))
+    for t, length in enumerate(lengths):
+        found += _walk(f"group {i} blob {t}", pos, BLOB[:min(length, len(BLOB))])
+        pos += length
     return found
 
 

@@ -150,7 +150,7 @@ def group_payloads(reader: NirvReader, first: int, last: int, on_damage: OnDamag
                     raise BitstreamError(f"{e}; group {index} holds {where} (decode with --conceal "
                                          "to repeat the last good frame over them)") from None
                 damage = e
-        prev = None if damage is not None else payload.latents
+        prev = None if damage is not None else payload
         if index < first:
             continue
         if damage is not None:

@@ -174,8 +174,10 @@ def _fit_segment(job: _Job, on_group: Callable[[GroupStats], None] | None = None
             fit = fitter.fit(frames, key=local == 0, group_index=index, progress=step)
             payload = GroupPayload(fit.key, group.shape[0], fit.iterations, fit.psnr,
                                    fit.latents, fit.steps)
-            data = pack_group(payload, prev if job.fit.residual_coding else None, context)
-            prev = fit.latents
+            residuals = prev is not None and job.fit.residual_coding
+            data = pack_group(payload, prev.latents if residuals else None, context,
+                              None if prev is None else prev.scales)
+            prev = payload
             stats = GroupStats(index, fit.key, group.shape[0], fit.iterations, fit.psnr,
                                fit.frame_psnrs, len(data), payload.weight_bytes, payload.side_bytes,
                                fit.estimated_bits / 8, sum(m in (RESIDUAL, CARRIED) for m in payload.modes),

@@ -221,9 +221,10 @@ class BlobReader:
     300
     """
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, what: str = "entropy blob") -> None:
         self.data = memoryview(data).cast("B")
         self.pos = 0
+        self.what = what  # names the data in error messages
 
     @property
     def remaining(self) -> int:
@@ -232,7 +233,7 @@ class BlobReader:
     def take(self, n: int) -> memoryview:
         if n > self.remaining:
             raise BitstreamError(
-                f"entropy blob truncated: needs {n} more bytes, has {self.remaining}"
+                f"{self.what} truncated: needs {n} more bytes, has {self.remaining}"
             )
         out = self.data[self.pos : self.pos + n]
         self.pos += n
@@ -248,9 +249,9 @@ class BlobReader:
             value |= (b & 0x7F) << shift
             if b < 0x80:
                 if value > limit:
-                    raise BitstreamError(f"entropy blob field {value} exceeds its limit {limit}")
+                    raise BitstreamError(f"{self.what} field {value} exceeds its limit {limit}")
                 return value
-        raise BitstreamError("entropy blob has an overlong varint")
+        raise BitstreamError(f"{self.what} has an overlong varint")
 
     def zigzag(self) -> int:
         """A zigzag varint; the limit 2**32 - 1 keeps it within int32."""
@@ -261,16 +262,16 @@ class BlobReader:
         """``n >= 1`` unsigned varints of at most MAX_COUNT_BYTES bytes each, vectorized."""
         if n > self.remaining:
             raise BitstreamError(
-                f"entropy blob table of {n} entries does not fit in {self.remaining} bytes"
+                f"{self.what} table of {n} entries does not fit in {self.remaining} bytes"
             )
         buf = np.frombuffer(self.data, np.uint8, offset=self.pos)
         ends = np.flatnonzero(buf < 0x80)[:n]
         if len(ends) < n:
-            raise BitstreamError("entropy blob table is truncated")
+            raise BitstreamError(f"{self.what} table is truncated")
         starts = np.concatenate(([0], ends[:-1] + 1))
         lengths = ends - starts + 1
         if lengths.max() > MAX_COUNT_BYTES:
-            raise BitstreamError("entropy blob table has an oversized count")
+            raise BitstreamError(f"{self.what} table has an oversized count")
         used = int(ends[-1]) + 1
         shifts = 7 * (np.arange(used) - np.repeat(starts, lengths))
         parts = (buf[:used] & 0x7F).astype(np.uint64) << shifts.astype(np.uint64)

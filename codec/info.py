@@ -18,7 +18,7 @@ import os
 from dataclasses import asdict
 
 from codec.limits import open_nirv
-from codec.bitstream.group import CARRIED, CONTEXT, RESIDUAL, STATS_BYTES
+from codec.bitstream.group import CARRIED, CONTEXT, RESIDUAL
 from codec.decoder import group_shapes
 from nirvana.kinds import KINDS
 
@@ -61,8 +61,7 @@ def describe(path: str | os.PathLike[str]) -> dict:
         per_tensor = [0] * len(shapes)
         groups, prev = [], None
         for i in range(reader.num_groups):
-            g = reader.read_payload(i, shapes, prev)
-            prev = g.latents
+            g = prev = reader.read_payload(i, shapes, prev)
             per_tensor = [a + b for a, b in zip(per_tensor, g.tensor_bytes)]
             groups.append({
                 "index": i, "key": g.is_key, "frames": g.num_frames, "iterations": g.iterations,
@@ -70,6 +69,7 @@ def describe(path: str | os.PathLike[str]) -> dict:
                 "weight_bytes": g.weight_bytes, "side_bytes": g.side_bytes,
                 "residual_tensors": sum(m in (RESIDUAL, CARRIED) for m in g.modes),
                 "context_tensors": sum(m == CONTEXT for m in g.modes), "tensors": len(g.modes),
+                "head_bytes": g.head_bytes, "stats_bytes": g.stats_bytes,
             })
         file_bytes = reader.file_size
         version = reader.version
@@ -92,7 +92,7 @@ def describe(path: str | os.PathLike[str]) -> dict:
             "file_bytes": file_bytes,
             "weight_bytes": sum(g["weight_bytes"] for g in groups),
             "side_bytes": sum(g["side_bytes"] for g in groups),
-            "stats_bytes": STATS_BYTES * len(groups),
+            "stats_bytes": sum(g["stats_bytes"] for g in groups),
             "container_bytes": file_bytes - payload,
             "key_groups": sum(g["key"] for g in groups),
             "bpp": file_bytes * 8 / pixels,

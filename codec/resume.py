@@ -54,6 +54,7 @@ from typing import Any
 import torch
 
 from codec.bitstream import Header
+from codec.bitstream.container import VERSION
 from codec.errors import InputError
 from codec.schedule import Placement
 from codec.tempfiles import blamed_on
@@ -95,7 +96,8 @@ def manifest(input: str | os.PathLike[str], start: int, header: Header, fit: Fit
         "fit": asdict(fit),
         "threads": placement.threads,
         "devices": sorted({_device_name(d) for d in placement.devices}),
-        "versions": {"nirvana-codec": metadata.version("nirvana-codec"), "torch": torch.__version__},
+        "versions": {"nirvana-codec": metadata.version("nirvana-codec"), "torch": torch.__version__,
+                     "nirv": VERSION},
     }
     return json.loads(json.dumps(record))
 

@@ -9,7 +9,7 @@ import pytest
 
 from codec.bitstream import GroupPayload, Header, NirvReader, NirvWriter, pack_group, unpack_group
 from codec.bitstream import container, header
-from codec.bitstream.group import _TENSOR, CARRIED, INTRA, RESIDUAL
+from codec.bitstream.group import CARRIED, INTRA, RESIDUAL, SCALE_FLAG, _read_table
 from codec.errors import BitstreamError
 from nirvana.config import NetworkConfig
 from nirvana.grid import GridConfig
@@ -159,8 +159,9 @@ def test_carried_mode_predicts_from_the_last_slot():
     for a, b in zip(out.latents, latents):
         np.testing.assert_array_equal(a, b)
     # a one-dimensional tensor has no time axis to carry: refused as damage
+    head, records, _ = _read_table(data, len(SHAPES))
     bad = bytearray(data)
-    bad[12 + _TENSOR.size] = CARRIED  # tensor 1's mode byte (after the 12-byte group head)
+    bad[head.head_bytes + records[0][3]] = CARRIED | SCALE_FLAG  # tensor 1's mode byte
     with pytest.raises(BitstreamError, match="tensor 1 .*carried"):
         unpack_group(bytes(bad), SHAPES, prev)
 
@@ -218,17 +219,39 @@ def test_read_payload_end_to_end(tmp_path):
     path = tmp_path / "net.nirv"
     h = dataclasses.replace(HEADER, num_frames=5, group_size=3, num_groups=2)
     first, second = random_latents(), random_latents()
+    key = make_group(True, first)
     with NirvWriter(path, HEADER.size) as w:
-        w.add_group(pack_group(make_group(True, first), None), is_key=True)
-        w.add_group(pack_group(make_group(False, second, num_frames=2), first), is_key=False)
+        w.add_group(pack_group(key, None), is_key=True)
+        w.add_group(pack_group(make_group(False, second, num_frames=2), first, prev_scales=key.scales),
+                    is_key=False)
         w.close(h)
     with NirvReader(path) as r:
         g0 = r.read_payload(0, SHAPES, None)
-        g1 = r.read_payload(1, SHAPES, g0.latents)
+        g1 = r.read_payload(1, SHAPES, g0)
         with pytest.raises(BitstreamError, match="net.nirv: group 1"):
-            r.read_payload(1, SHAPES[:-1], g0.latents)
+            r.read_payload(1, SHAPES[:-1], g0)
+        with pytest.raises(BitstreamError, match="group 1: tensor 0 has no scale"):
+            r.read_payload(1, SHAPES, None)
+    assert g1.scales == g0.scales == key.scales
     for a, b in zip(g1.latents, second):
         np.testing.assert_array_equal(a, b)
+
+
+def test_compact_records_leave_out_inherited_scales_and_zero_blobs():
+    prev = random_latents(scale=20.0)
+    key = make_group(True, prev)
+    full = pack_group(key, None)
+    same = make_group(False, prev)  # nothing changed: every residual is zero
+    data = pack_group(same, prev, prev_scales=key.scales)
+    # per tensor: a mode byte and a zero length; no scale, no blob
+    assert same.tensor_bytes == [2] * len(SHAPES) and same.weight_bytes == 0
+    assert len(data) == same.head_bytes + 2 * len(SHAPES) < len(full) // 4
+    out = unpack_group(data, SHAPES, prev, prev_scales=key.scales)
+    assert out.scales == key.scales and all(np.array_equal(a, b) for a, b in zip(out.latents, prev))
+    changed = make_group(False, prev)
+    changed.scales = [s * 2 for s in key.scales[:1]] + key.scales[1:]
+    pack_group(changed, prev, prev_scales=key.scales)
+    assert changed.tensor_bytes[0] == 2 + 4 and changed.tensor_bytes[1:] == [2] * (len(SHAPES) - 1)
 
 
 def test_flipped_chunk_byte_fails_crc(tmp_path):
@@ -260,8 +283,8 @@ def test_bad_magic_and_newer_version(tmp_path):
     path.write_bytes(b"RIFF" + data[4:])
     with pytest.raises(BitstreamError, match=r"x\.nirv: not a NIRVANA file \(bad magic\)"):
         NirvReader(path)
-    path.write_bytes(data[:4] + struct.pack("<H", 3) + data[6:])
-    with pytest.raises(BitstreamError, match="version 3.*upgrade"):
+    path.write_bytes(data[:4] + struct.pack("<H", 4) + data[6:])
+    with pytest.raises(BitstreamError, match="version 4.*upgrade"):
         NirvReader(path)
 
 

@@ -47,10 +47,11 @@ def flipped(clip: Path, dst: Path, *groups: int) -> Path:
 
 
 def unparsable(clip: Path, dst: Path, group: int) -> Path:
-    """``clip`` with group ``group``'s tensor count set to 65535 and its CRC recomputed."""
+    """``clip`` with group ``group``'s tensor count set to 127 (one more varint byte would
+    shift the payload) and its CRC recomputed."""
     base = fuzz.load(clip)
     field = next(f for f in base.fields if f.name == f"group {group} tensors")
-    dst.write_bytes(fuzz.set_field(base, field, 0xFFFF).data)
+    dst.write_bytes(fuzz.set_field(base, field, 0x7F).data)
     return dst
 
 

@@ -1,7 +1,7 @@
 """Hostile files: every mutant of the golden files is refused with a CodecError or decodes.
 
 The mutants and the harness are those of ``benchmarks/fuzz.py`` (its doc lists the families):
-here every exhaustive mutant of the first two golden files (a sample of the third's) (each field at 0, 1, ±1, its bound, bound
+here every exhaustive mutant of the first two golden files (a sample of the others') (each field at 0, 1, ±1, its bound, bound
 + 1, its type's maximum or a NaN/Inf float with every CRC recomputed; cuts at every chunk
 boundary; re-framed payloads) and a seeded sample of random ones, each decoded in-process
 under the fuzzer's lowered resource limits.
@@ -83,10 +83,12 @@ def test_random_mutants_of_every_family_are_refused_or_decoded(bases, tmp_path):
     assert Counter(m.family for m, _ in results) == {f: RANDOM_PER_FAMILY for f in fuzz.FAMILIES}
 
 
-def test_mutants_of_context_coded_groups_are_refused_or_decoded(bases, tmp_path):
-    """The golden file with context-coded levels: its payload fields at every bound, and
-    random mutants (the benchmark runs all of its exhaustive ones)."""
-    context = bases[2]
+@pytest.mark.parametrize("index", [2, 3], ids=["v2-context", "v3-compact"])
+def test_mutants_of_context_coded_groups_are_refused_or_decoded(bases, tmp_path, index):
+    """The golden files with context-coded levels (fixed and compact tensor tables): their
+    payload fields at every bound, and random mutants (the benchmark runs all of their
+    exhaustive ones)."""
+    context = bases[index]
     rng = np.random.default_rng(11)
     fields = [m for m in fuzz.exhaustive(context) if m.family == "field" and m.what.startswith("group")]
     mutants = [fields[i] for i in rng.choice(len(fields), 100, replace=False)]

@@ -18,7 +18,10 @@ GOLDEN = {
     "golden_v2.nirv": (2, "grid", (32, 24, 5), "00fe05c3a6980e4284a38ef640927330"),
     # version 2: grid with context-coded levels in key and warm groups, 160x96, 4 frames
     "golden_v2_context.nirv": (2, "grid", (160, 96, 4), "672117e117fc5337ba1245d938dc5386"),
+    # version 3: the same encode with compact payloads (inherited scales, empty blobs)
+    "golden_v3.nirv": (3, "grid", (160, 96, 4), "672117e117fc5337ba1245d938dc5386"),
 }
+CONTEXT_CODED = {"golden_v2_context.nirv", "golden_v3.nirv"}
 
 
 def _make_golden():
@@ -41,9 +44,9 @@ def test_golden_file_decodes_to_its_md5(name):
 def test_golden_file_info(name):
     d = describe(DATA / name)
     assert d["version"] == GOLDEN[name][0] and d["header"]["kind"] == GOLDEN[name][1]
-    assert sum(t["bytes"] for t in d["tensors"]) + 12 * len(d["groups"]) == d["totals"]["weight_bytes"] + \
-        d["totals"]["side_bytes"]
-    assert (sum(g["context_tensors"] for g in d["groups"]) > 0) == ("context" in name)
+    assert sum(t["bytes"] for t in d["tensors"]) + sum(g["head_bytes"] for g in d["groups"]) == \
+        d["totals"]["weight_bytes"] + d["totals"]["side_bytes"]
+    assert (sum(g["context_tensors"] for g in d["groups"]) > 0) == (name in CONTEXT_CODED)
 
 
 def test_info_shows_kind_and_bytes_per_level():

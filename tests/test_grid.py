@@ -110,14 +110,17 @@ def test_fitting_reaches_a_quality_floor_and_rate_lowers_the_bits():
 def test_grid_payload_codes_levels_and_residuals_exactly():
     frames = smooth_frames(4, 12, 16)
     fitter, a = fit_group(frames, 20, iterations=10)
-    b = fitter.fit(frames * 0.95, key=False, group_index=1)
+    b = fitter.fit(frames.flip(0) * 0.95, key=False, group_index=1)  # no cut: a warm group
+    assert not b.key
     shapes = tensor_shapes(TINY, 4, 12, 16)
     first = pack_group(GroupPayload(True, 4, a.iterations, a.psnr, a.latents, a.steps), None)
     second_payload = GroupPayload(False, 4, b.iterations, b.psnr, b.latents, b.steps)
-    second = pack_group(second_payload, a.latents)
+    second = pack_group(second_payload, a.latents, prev_scales=a.steps)
     g0 = unpack_group(first, shapes, None)
-    g1 = unpack_group(second, shapes, g0.latents)
+    g1 = unpack_group(second, shapes, g0.latents, prev_scales=g0.scales)
     for x, y in zip(g1.latents, b.latents):
         np.testing.assert_array_equal(x, y)
-    assert g1.scales == b.steps and sum(g1.tensor_bytes) + 12 == len(second)
+    # a warm group keeps its steps: no scale is stored again
+    assert g1.scales == b.steps == a.steps and sum(g1.tensor_bytes) + g1.head_bytes == len(second)
     assert math.isclose(sum(second_payload.tensor_bytes), sum(g1.tensor_bytes))
+    assert len(second) == len(pack_group(second_payload, a.latents)) - 4 * len(shapes)

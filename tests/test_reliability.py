@@ -25,8 +25,10 @@ from click.testing import CliRunner
 import codec
 from codec import limits
 from codec.bitstream import Header, NirvWriter, container
+from codec.bitstream.group import SCALE_FLAG
 from codec.cli import main
 from codec.decoder import group_shapes
+from codec.entropy import varint
 from codec.errors import BitstreamError, InputError
 from codec.tempfiles import remove_stale, temp_path
 from nirvana.config import NetworkConfig
@@ -49,8 +51,8 @@ def hostile(path: Path, kind: str, width: int, height: int, frames: int, group_s
     with NirvWriter(path, header.size) as writer:
         for i in range(groups):
             n = min(group_size, frames - i * group_size)
-            head = struct.pack("<BBIfH", 1, n, 1, psnr, len(shapes))
-            records = struct.pack("<BfI", 0, 0.01, len(blob)) * len(shapes)
+            head = bytes([1, n]) + varint(1) + struct.pack("<f", psnr) + varint(len(shapes))
+            records = (bytes([SCALE_FLAG]) + struct.pack("<f", 0.01) + varint(len(blob))) * len(shapes)
             writer.add_group(head + records + blob * len(shapes), is_key=True)
         writer.close(header)
     return path

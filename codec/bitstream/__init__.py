@@ -3,13 +3,13 @@
 All integers are little-endian; ``u8/u16/u32/u64`` are unsigned, ``f16/f32`` IEEE floats.
 CRC32 is zlib's (``zlib.crc32``). Offsets are from the start of the file.
 
-File (format version 2), written by :class:`NirvWriter`, read by :class:`NirvReader`::
+File (format version 3), written by :class:`NirvWriter`, read by :class:`NirvReader`::
 
     prelude (8 + header size + 4 bytes; written last, by seeking back: the header is final
     only at the end, and its size is known from the start)
       0   4s   magic            b"NIRV"
-      4   u16  version          2 (1 is still read; a reader refuses newer versions and
-                                asks for an upgrade)
+      4   u16  version          3 (1 and 2 are still read; a reader refuses newer versions
+                                and asks for an upgrade)
       6   u16  header size      S
       8   ...  header           see "Header" below (S bytes)
       8+S u32  header CRC32     of the header bytes
@@ -32,7 +32,7 @@ count, that chunks tile the file exactly from the end of the prelude to index_of
 per chunk on read its length and CRC. Decoding group g needs the chain from
 ``key_group_at_or_before(g)`` only.
 
-Header, version 2 (:mod:`.header`; the common fields and their bounds are declared once in
+Header, versions 2 and 3 (:mod:`.header`; the common fields and their bounds are declared once in
 ``Header``, each kind's config fields in its config dataclass)::
 
     width u32 (1..16384)     height u32 (1..16384)     num_frames u32 (1..10^7)
@@ -55,9 +55,24 @@ Header, version 1 (38 bytes; siren only, read but no longer written)::
     patch_size u16  key_interval u16  hidden u16  hidden_layers u8  channels u16  w0 f32
     num_groups u32
 
-Group payload (:mod:`.group`), the same in both versions and for every kind; T = number of
-tensors in the kind's file order (``nirvana.kinds``: for ``siren`` the stem, conv and bias
-weights; for ``grid`` the latent levels from the finest, then the synthesis weights)::
+Group payload, version 3 (:mod:`.group`), for every kind; T = number of tensors in the
+kind's file order (``nirvana.kinds``: for ``siren`` the stem, conv and bias weights; for
+``grid`` the latent levels from the finest, then the synthesis weights)::
+
+    u8     flags       bit 0: key group; other bits 0
+    u8     num_frames  frames in this group (>= 1; == min(group_size, frames left))
+    varint iterations  training iterations spent (stats, < 2^32)
+    f32    psnr        encoder's PSNR of this group's reconstruction (stats)
+    varint T
+    T x  (u8 mode      bits 0-1: the coding mode, as in version 2 below (0 intra, 1 residual,
+                       2 carried, 3 context); bit 2: a scale follows; other bits 0
+          [f32 scale]  quantization step, weight = latent * scale; without bit 2 the previous
+                       group's scale of the same tensor (never in a key group)
+          varint blob length)
+    T x  entropy blob (lengths above; they sum to the rest of the payload); an empty blob in
+         modes 0-2 codes all zeros (the tensor, or its residual)
+
+Group payload, versions 1 and 2 (fixed-size head and records; read, no longer written)::
 
     u8   flags        bit 0: key group; other bits 0
     u8   num_frames   frames in this group (>= 1; == min(group_size, frames left))

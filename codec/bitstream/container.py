@@ -40,7 +40,7 @@ from codec.tempfiles import blamed_on, remove_stale, temp_path
 
 MAGIC = b"NIRV"
 END_MAGIC = b"VRIN"
-VERSION = 2  # written; version 1 (siren only) is still read
+VERSION = 3  # written (compact group payloads); versions 1 (siren only) and 2 are still read
 U32_MAX = 2**32 - 1
 
 _START = struct.Struct("<4sHH")  # magic, version, header size
@@ -202,12 +202,15 @@ class NirvReader:
         return payload
 
     def read_payload(
-        self, i: int, shapes: list[tuple[int, ...]], prev: list[np.ndarray] | None
+        self, i: int, shapes: list[tuple[int, ...]], prev: GroupPayload | None
     ) -> GroupPayload:
-        """:meth:`read_group` + :func:`unpack_group`, with errors naming the file and group."""
+        """:meth:`read_group` + :func:`unpack_group`, with errors naming the file and group;
+        ``prev`` is group ``i - 1``'s payload (None at a key group)."""
         payload = self.read_group(i)
         try:
-            g = unpack_group(payload, shapes, prev, self.header.context_layout)
+            g = unpack_group(payload, shapes, None if prev is None else prev.latents,
+                             self.header.context_layout, None if prev is None else prev.scales,
+                             self.version)
         except BitstreamError as e:
             raise self._damaged(f"group {i}: {e}") from None
         h = self.header

@@ -7,7 +7,10 @@ replaced by the last one: the previous group's latest state), whichever blob is 
 the choice is stored per tensor. Where the network has a context model (``context``, a
 :class:`ContextLayout`), a grid level may also be coded by it (:mod:`codec.context_coder`),
 in key groups too; such levels are decoded last, from the coarsest, because each one's
-context reads the next-coarser level. Byte layout: see :mod:`codec.bitstream`.
+context reads the next-coarser level. Since format version 3 the tensor table is compact:
+varint lengths, a scale only where it differs from the previous group's (warm groups keep
+their steps), and an empty blob for an all-zero tensor or residual. Byte layout: see
+:mod:`codec.bitstream`.
 
 Example:
     >>> import numpy as np
@@ -27,16 +30,21 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from codec.context_coder import decode_level, encode_level
-from codec.entropy import INT32_MAX, INT32_MIN, decode_ints, encode_ints, split_sizes
+from codec.entropy import INT32_MAX, INT32_MIN, BlobReader, decode_ints, encode_ints, split_sizes, varint
 from codec.errors import BitstreamError
 from nirvana.context import ALL_INPUTS, CONTEXT_TENSORS, FixedPointContext
 from nirvana.kinds import KINDS
 
 INTRA, RESIDUAL, CARRIED, CONTEXT = 0, 1, 2, 3
 KEY_FLAG = 0x01
-STATS_BYTES = 8  # iterations and psnr: encoder statistics the decoder does not need
-_HEAD = struct.Struct("<BBIfH")  # flags, num_frames, iterations, psnr, tensor count
-_TENSOR = struct.Struct("<BfI")  # mode, scale, blob length
+COMPACT = 3  # the first format version with compact payloads (written since)
+SCALE_FLAG = 0x04  # compact record: a scale follows its mode byte
+_MODE_BITS = 0x03
+_HEAD = struct.Struct("<BBIfH")  # versions 1-2: flags, num_frames, iterations, psnr, tensor count
+_TENSOR = struct.Struct("<BfI")  # versions 1-2: mode, scale, blob length
+_SCALE = struct.Struct("<f")
+_ZERO_BLOB = encode_ints(np.zeros(1, np.int32))  # a constant 0: written as an empty blob
+U32_MAX = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -69,26 +77,31 @@ class GroupPayload:
     psnr: float  # encoder's PSNR of this group's reconstruction (stats)
     latents: list[np.ndarray]  # int32 arrays, one per weight tensor, in network order
     scales: list[float]  # one float32 quantization step per tensor
-    modes: list[int] = field(default_factory=list)  # INTRA, RESIDUAL or CARRIED per tensor
+    modes: list[int] = field(default_factory=list)  # INTRA, RESIDUAL, CARRIED or CONTEXT per tensor
     weight_bytes: int = 0  # entropy-coded payload bytes
     side_bytes: int = 0  # everything else: tables, scales, modes, stats, lengths
     tensor_bytes: list[int] = field(default_factory=list)  # each tensor's blob + its record
+    head_bytes: int = 0  # flags, frame count, stats and tensor count
+    stats_bytes: int = 0  # of those, the encoder statistics the decoder does not need
 
 
 def pack_group(g: GroupPayload, prev: list[np.ndarray] | None,
-               context: ContextLayout | None = None) -> bytes:
-    """Serialize ``g``; non-key groups may code tensors as residuals against ``prev``, and
-    grid levels may be coded by the context model of ``context``.
+               context: ContextLayout | None = None, prev_scales: list[float] | None = None) -> bytes:
+    """Serialize ``g`` (the current format version's compact payload); non-key groups may
+    code tensors as residuals against ``prev`` and leave out the scales equal to
+    ``prev_scales``, and grid levels may be coded by the context model of ``context``.
 
-    Fills ``g.modes``, ``g.weight_bytes`` and ``g.side_bytes``. Example: see the module doc.
+    Fills ``g.modes``, the byte counts and ``g.tensor_bytes``. Example: see the module doc.
     """
     if len(g.latents) != len(g.scales) or len(g.latents) > 0xFFFF:
         raise ValueError(f"{len(g.latents)} latent tensors but {len(g.scales)} scales")
-    if not 1 <= g.num_frames <= 0xFF or not 0 <= g.iterations <= 0xFFFFFFFF:
+    if not 1 <= g.num_frames <= 0xFF or not 0 <= g.iterations <= U32_MAX:
         raise ValueError(f"num_frames={g.num_frames} or iterations={g.iterations} out of range")
-    if prev is not None and len(prev) != len(g.latents):
-        raise ValueError(f"prev has {len(prev)} tensors, the group {len(g.latents)}")
+    for name, other in (("prev", prev), ("prev_scales", prev_scales)):
+        if other is not None and len(other) != len(g.latents):
+            raise ValueError(f"{name} has {len(other)} tensors, the group {len(g.latents)}")
     reference = None if g.is_key else prev
+    inherited = None if g.is_key else prev_scales
     model = None if context is None else context.model(g.latents, g.scales)
     blobs, records, g.modes = [], [], []
     for i, (latent, scale) in enumerate(zip(g.latents, g.scales)):
@@ -101,57 +114,60 @@ def pack_group(g: GroupPayload, prev: list[np.ndarray] | None,
                                  model, i)
             if len(coded) < len(blob):
                 mode, blob = CONTEXT, coded
+        if blob == _ZERO_BLOB:
+            blob = b""
+        record = bytes([mode])
+        if inherited is None or _SCALE.pack(scale) != _SCALE.pack(inherited[i]):
+            record = bytes([mode | SCALE_FLAG]) + _SCALE.pack(scale)
         blobs.append(blob)
-        records.append(_TENSOR.pack(mode, scale, len(blob)))
+        records.append(record + varint(len(blob)))
         g.modes.append(mode)
-    head = _HEAD.pack(KEY_FLAG if g.is_key else 0, g.num_frames, g.iterations, g.psnr, len(blobs))
+    head = (bytes([KEY_FLAG if g.is_key else 0, g.num_frames]) + varint(g.iterations)
+            + _SCALE.pack(g.psnr) + varint(len(blobs)))
     data = head + b"".join(records) + b"".join(blobs)
-    g.weight_bytes = sum(len(blob) if mode == CONTEXT else split_sizes(blob)[0]
-                         for mode, blob in zip(g.modes, blobs))
+    g.weight_bytes = sum(_weight_bytes(mode, blob) for mode, blob in zip(g.modes, blobs))
     g.side_bytes = len(data) - g.weight_bytes
-    g.tensor_bytes = [len(blob) + _TENSOR.size for blob in blobs]
+    g.tensor_bytes = [len(blob) + len(record) for blob, record in zip(blobs, records)]
+    g.head_bytes = len(head)
+    g.stats_bytes = len(varint(g.iterations)) + _SCALE.size
     return data
 
 
 def unpack_group(
     data: bytes, shapes: list[tuple[int, ...]], prev: list[np.ndarray] | None,
-    context: ContextLayout | None = None,
+    context: ContextLayout | None = None, prev_scales: list[float] | None = None,
+    version: int = COMPACT,
 ) -> GroupPayload:
-    """Parse a payload from :func:`pack_group`, rebuilding exact int32 latents of ``shapes``.
+    """Parse a payload of format ``version`` (:func:`pack_group` writes the current one),
+    rebuilding exact int32 latents of ``shapes``; ``prev`` and ``prev_scales`` are the
+    previous group's latents and scales (residuals and inherited scales refer to them).
 
     Raises BitstreamError when the payload is damaged or does not fit ``shapes`` / ``prev``.
     Example: see the module doc.
     """
-    if len(data) < _HEAD.size:
-        raise BitstreamError(f"group payload of {len(data)} bytes is shorter than its header")
-    flags, num_frames, iterations, psnr, count = _HEAD.unpack_from(data)
-    if flags & ~KEY_FLAG or num_frames == 0:
-        raise BitstreamError(f"group payload has bad flags {flags} or frame count {num_frames}")
-    if count != len(shapes):
-        raise BitstreamError(f"group holds {count} tensors, the network has {len(shapes)}")
-    pos = _HEAD.size + count * _TENSOR.size
-    if len(data) < pos:
-        raise BitstreamError("group payload is truncated inside its tensor table")
-    records = [_TENSOR.unpack_from(data, _HEAD.size + i * _TENSOR.size) for i in range(count)]
-    if pos + sum(length for _, _, length in records) != len(data):
+    g, records, pos = (_read_table if version >= COMPACT else _read_fixed_table)(data, len(shapes))
+    if pos + sum(length for _, _, length, _ in records) != len(data):
         raise BitstreamError("group payload length does not match its tensor table")
-    g = GroupPayload(bool(flags & KEY_FLAG), num_frames, iterations, psnr, [], [])
     blobs = []
-    for i, (mode, scale, length) in enumerate(records):
+    for i, (mode, scale, length, record_bytes) in enumerate(records):
+        if scale is None:  # compact record: the previous group's scale
+            if g.is_key or prev_scales is None or i >= len(prev_scales):
+                raise BitstreamError(f"tensor {i} has no scale and no previous group to take it from")
+            scale = prev_scales[i]
         blobs.append(data[pos : pos + length])
         pos += length
         g.scales.append(scale)
         g.modes.append(mode)
-        g.tensor_bytes.append(length + _TENSOR.size)
+        g.tensor_bytes.append(length + record_bytes)
+        g.weight_bytes += _weight_bytes(mode, blobs[i])
         if mode == CONTEXT:
             if context is None or i >= context.levels:
                 raise BitstreamError(f"tensor {i} is context-coded but is no grid level of a "
                                      "network with a context model")
             g.latents.append(None)
-            g.weight_bytes += length
         else:
-            g.latents.append(_decode_tensor(i, blobs[i], mode, scale, tuple(shapes[i]), g.is_key, prev))
-            g.weight_bytes += split_sizes(blobs[i])[0]
+            g.latents.append(_decode_tensor(i, blobs[i], mode, scale, tuple(shapes[i]), g.is_key, prev,
+                                            empty_is_zero=version >= COMPACT))
     if CONTEXT in g.modes:
         model = context.model(g.latents, g.scales)
         for i in reversed(range(context.levels)):
@@ -166,6 +182,62 @@ def unpack_group(
                     raise BitstreamError(f"tensor {i}: {e}") from None
     g.side_bytes = len(data) - g.weight_bytes
     return g
+
+
+Record = tuple[int, float | None, int, int]  # mode, scale (None: the previous group's), blob length, record bytes
+
+
+def _read_table(data: bytes, expected: int) -> tuple[GroupPayload, list[Record], int]:
+    """The compact head and tensor table (version 3 on): the payload's stats and flags, the
+    records, and where the blobs start."""
+    reader = BlobReader(data, "group payload")
+    flags, num_frames = reader.byte(), reader.byte()
+    iterations = reader.varint(U32_MAX)
+    (psnr,) = _SCALE.unpack(reader.take(_SCALE.size))
+    stats_end = reader.pos
+    count = reader.varint(0xFFFF)
+    g = _checked_head(flags, num_frames, iterations, psnr, count, expected)
+    g.head_bytes, g.stats_bytes = reader.pos, stats_end - 2
+    records = []
+    for i in range(count):
+        start = reader.pos
+        head = reader.byte()
+        if head & ~(_MODE_BITS | SCALE_FLAG):
+            raise BitstreamError(f"tensor {i} has an unknown coding mode {head}")
+        scale = _SCALE.unpack(reader.take(_SCALE.size))[0] if head & SCALE_FLAG else None
+        length = reader.varint(len(data))
+        records.append((head & _MODE_BITS, scale, length, reader.pos - start))
+    return g, records, reader.pos
+
+
+def _read_fixed_table(data: bytes, expected: int) -> tuple[GroupPayload, list[Record], int]:
+    """:func:`_read_table` for versions 1 and 2: fixed-size head and records."""
+    if len(data) < _HEAD.size:
+        raise BitstreamError(f"group payload of {len(data)} bytes is shorter than its header")
+    g = _checked_head(*_HEAD.unpack_from(data), expected)
+    g.head_bytes, g.stats_bytes = _HEAD.size, 8
+    pos = _HEAD.size + expected * _TENSOR.size
+    if len(data) < pos:
+        raise BitstreamError("group payload is truncated inside its tensor table")
+    records = [(*_TENSOR.unpack_from(data, _HEAD.size + i * _TENSOR.size), _TENSOR.size)
+               for i in range(expected)]
+    return g, records, pos
+
+
+def _checked_head(flags: int, num_frames: int, iterations: int, psnr: float, count: int,
+                  expected: int) -> GroupPayload:
+    if flags & ~KEY_FLAG or num_frames == 0:
+        raise BitstreamError(f"group payload has bad flags {flags} or frame count {num_frames}")
+    if count != expected:
+        raise BitstreamError(f"group holds {count} tensors, the network has {expected}")
+    return GroupPayload(bool(flags & KEY_FLAG), num_frames, iterations, psnr, [], [])
+
+
+def _weight_bytes(mode: int, blob: bytes) -> int:
+    """The entropy-coded bytes of a tensor's blob (its model description aside)."""
+    if mode == CONTEXT or not blob:
+        return len(blob)
+    return split_sizes(blob)[0]
 
 
 def carried(previous: np.ndarray) -> np.ndarray:
@@ -207,13 +279,17 @@ def _decode_tensor(
     shape: tuple[int, ...],
     is_key: bool,
     prev: list[np.ndarray] | None,
+    empty_is_zero: bool,
 ) -> np.ndarray:
     if mode not in (INTRA, RESIDUAL, CARRIED):
         raise BitstreamError(f"tensor {i} has an unknown coding mode {mode}")
     if not math.isfinite(scale):
         raise BitstreamError(f"tensor {i} has a non-finite scale {scale}")
     try:
-        values = decode_ints(blob, math.prod(shape)).reshape(shape)
+        if empty_is_zero and not blob:
+            values = np.zeros(shape, np.int32)
+        else:
+            values = decode_ints(blob, math.prod(shape)).reshape(shape)
     except BitstreamError as e:
         raise BitstreamError(f"tensor {i}: {e}") from None
     if mode == INTRA:

@@ -4,7 +4,9 @@ Run from the repository root after a deliberate change to the writer, a kind's r
 the entropy coder; then update the md5s in ``tests/test_golden.py``. Older files must never
 be rebuilt: ``golden_v1.nirv`` was written by the version-1 writer (commit 668c2bf),
 ``golden_v2.nirv`` by the version-2 writer before the context model (commit fb630b0, a
-6-byte grid config block). ``golden_v2_context.nirv`` has context-coded grid levels.
+6-byte grid config block), ``golden_v2_context.nirv`` (context-coded grid levels) by the
+version-2 writer of commit 2179a45. ``golden_v3.nirv`` has compact payloads (inherited
+scales, empty blobs) and context-coded levels.
 
     python tests/data/make_golden.py
 """
@@ -31,12 +33,12 @@ def decoded_md5(path: Path) -> str:
 
 
 def main() -> None:
-    out = DATA / "golden_v2_context.nirv"
+    out = DATA / "golden_v3.nirv"
     # small enough for the fuzzer's lowered limits, large enough for context-coded levels
     codec.encode(DATA / "CiscoVT2people_160x96_12fps.yuv", out, model="grid", preset="fast",
                  key_iterations=60, iterations=30, group_size=1, key_interval=2, threads=1, context=8,
                  stop=4, quality=4)
-    for name in ("golden_v1.nirv", "golden_v2.nirv", "golden_v2_context.nirv"):
+    for name in ("golden_v1.nirv", "golden_v2.nirv", "golden_v2_context.nirv", "golden_v3.nirv"):
         print(name, decoded_md5(DATA / name))
 
 
