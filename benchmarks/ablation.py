@@ -50,6 +50,9 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "constant_lr": ("constant learning rate (no cosine decay)", {"fit_overrides": {"schedule": "constant"}}),
     "lean": ("one per-pixel layer, no convolutions, constant learning rate",
              {"network_overrides": {"layers": 1, "convs": 0}, "fit_overrides": {"schedule": "constant"}}),
+    "lean_long": ("lean, with the iterations of preset medium x1.5 (1200 key, 450 warm)",
+                  {"network_overrides": {"layers": 1, "convs": 0}, "key_iterations": 1200, "iterations": 450,
+                   "fit_overrides": {"schedule": "constant"}}),
     # the context model (nirvana.context; the default reads all its inputs, width 8)
     "no_context": ("no context model: a count table or Laplace per level", {"context": 0}),
     "ctx_spatial": ("context model on same-level neighbours only (space, and t-1)",
@@ -58,6 +61,10 @@ VARIANTS: dict[str, tuple[str, dict]] = {
                     {"network_overrides": {"context_inputs": 7}}),
     "ctx4": ("context model of width 4", {"context": 4}),
     "ctx16": ("context model of width 16", {"context": 16}),
+    # motion of warm groups (nirvana.motion; the default: 16x16 blocks below 720p)
+    "no_motion": ("no motion: warm groups render on mid-gray, not on the motion prediction", {"motion": 0}),
+    "motion8": ("motion in 8x8 blocks", {"motion": 8}),
+    "motion32": ("motion in 32x32 blocks", {"motion": 32}),
 }
 
 

@@ -150,6 +150,8 @@ def main() -> None:
 @click.option("--levels", type=int, default=None, help="grid: latent levels, each halving the size (default: by resolution).")
 @click.option("--context", type=int, default=None,
               help="grid: hidden units of the context entropy model of the latents, 0 = none (default 8).")
+@click.option("--motion", type=int, default=None,
+              help="grid: block size of the motion of warm groups, multiple of 4, 0 = none (default: by resolution).")
 @click.option("--key-interval", type=int, default=None, help="A key group every N groups (default 20).")
 @click.option("--iterations", type=int, default=None, help="Iteration budget of a warm-started group (overrides the preset).")
 @click.option("--key-iterations", type=int, default=None, help="Iteration budget of a key group (overrides the preset).")
@@ -171,7 +173,7 @@ def main() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @_user_errors
 def encode(input, output, model, preset, quality, target_psnr, group_size, patch_size, hidden, channels,
-           levels, context, key_interval, iterations, key_iterations, frame_range, size, fps, ignore_trailing_bytes, device,
+           levels, context, motion, key_interval, iterations, key_iterations, frame_range, size, fps, ignore_trailing_bytes, device,
            workers, threads, seed, stats_path, recon, resume, quiet):
     """Encode INPUT (a video file, raw .yuv, or PNG folder) into a .nirv file."""
     from codec.encoder import encode as run
@@ -180,7 +182,7 @@ def encode(input, output, model, preset, quality, target_psnr, group_size, patch
     try:
         report = run(input, output, model=model, preset=preset, quality=quality, target_psnr=target_psnr,
                      group_size=group_size, patch_size=patch_size, hidden=hidden, channels=channels, levels=levels,
-                     context=context, key_interval=key_interval, iterations=iterations, key_iterations=key_iterations,
+                     context=context, motion=motion, key_interval=key_interval, iterations=iterations, key_iterations=key_iterations,
                      start=start, stop=stop, size=_size(size), fps=fps, ignore_trailing_bytes=ignore_trailing_bytes,
                      device=device, workers=workers, threads=threads, seed=seed, stats_path=stats_path,
                      reconstruction=recon, resume=resume, progress=not quiet)

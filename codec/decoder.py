@@ -165,40 +165,56 @@ def decoded_groups(reader: NirvReader, start: int, stop: int, device: str = "cpu
 
     Only the chunks from the key group at or before ``start`` onward are read. Weights are
     rebuilt group by group (cheap); ``batch`` groups are rendered together, fewer if the
-    batch budget says so. A header over the limits of :mod:`codec.limits` raises BitstreamError;
-    so does a damaged group, unless ``on_damage`` is given (see :func:`group_payloads`): then
-    a concealed group repeats the last frame yielded before it (gray if there is none).
+    batch budget says so, and one at a time where a warm group renders on the previous
+    group's last frame (motion): then the groups from that key group on are rendered too.
+    A header over the limits of :mod:`codec.limits` raises BitstreamError; so does a damaged
+    group, unless ``on_damage`` is given (see :func:`group_payloads`): then a concealed group
+    repeats the last frame decoded before it (gray if there is none).
     """
     header = reader.header
     kind: Kind = KINDS[header.kind]
     cfg = header.network
     batch = limits.check(header, reader.name).batch(batch or auto_batch(header))
     g = header.group_size
-    pending: list[tuple[int, list[torch.Tensor], int]] = []
-    still: torch.Tensor | None = None  # the last frame yielded, which a concealed group repeats
+    chained = kind.uses_reference(cfg)  # a warm group renders on the previous group's last frame
+    if chained:
+        batch = 1
+    first = start // g
+    # a chained kind renders (without yielding) the groups from the key group up to `first`
+    read_from = reader.key_group_at_or_before(first) if chained else first
+    pending: list[tuple[int, list[torch.Tensor], int, torch.Tensor | None]] = []
+    still: torch.Tensor | None = None  # the last frame decoded, which a concealed group repeats
 
     def render_pending() -> Iterator[tuple[int, torch.Tensor]]:
         nonlocal still
         with torch.no_grad():
-            frames = to_uint8(kind.render_groups([w for _, w, _ in pending], cfg, g, header.height,
-                                                 header.width))
-        for (index, _, count), group in zip(pending, frames):
-            yield index, group[:count]
+            frames = to_uint8(kind.render_groups([w for _, w, _, _ in pending], cfg, g, header.height,
+                                                 header.width, [r for _, _, _, r in pending]))
+        for (index, _, count, _), group in zip(pending, frames):
+            if index >= first:
+                yield index, group[:count]
         still = group[count - 1 : count].clone()  # not a view that keeps the batch alive
         pending.clear()
 
-    for index, payload in group_payloads(reader, start // g, (stop - 1) // g, on_damage):
+    def report(index: int, error: BitstreamError) -> None:  # groups before the range: not reported
+        if index >= first:
+            on_damage(index, error)
+
+    for index, payload in group_payloads(reader, read_from, (stop - 1) // g,
+                                         None if on_damage is None else report):
         if payload is not None:
+            reference = None if payload.is_key or not chained or still is None else still[0].float() / 255
             pending.append((index, weights_from_integers(payload.latents, payload.scales, device),
-                            payload.num_frames))
+                            payload.num_frames, reference))
         if pending and (payload is None or len(pending) == batch):
             yield from render_pending()
         if payload is None:
             if still is None:
                 still = torch.full((1, 3, header.height, header.width), GRAY, dtype=torch.uint8,
                                    device=device)
-            first, end = group_frames(header, index)
-            yield index, still.repeat(end - first, 1, 1, 1)
+            if index >= first:
+                first_frame, end = group_frames(header, index)
+                yield index, still.repeat(end - first_frame, 1, 1, 1)
     if pending:
         yield from render_pending()
 

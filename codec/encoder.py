@@ -205,6 +205,7 @@ def encode(
     channels: int | None = None,
     levels: int | None = None,
     context: int | None = None,
+    motion: int | None = None,
     key_interval: int | None = None,
     iterations: int | None = None,
     key_iterations: int | None = None,
@@ -227,8 +228,9 @@ def encode(
     """Encode frames ``[start, stop)`` of ``input`` into the ``.nirv`` file ``output``.
 
     ``model`` picks the network kind (``grid`` or ``siren``, :mod:`nirvana.kinds`);
-    ``patch_size`` applies to ``siren`` only, ``levels`` and ``context`` (the width of the
-    context entropy model, 0 for none) to ``grid`` only.
+    ``patch_size`` applies to ``siren`` only, ``levels``, ``context`` (the width of the
+    context entropy model, 0 for none) and ``motion`` (the block size of warm groups' motion,
+    0 for none) to ``grid`` only.
 
     ``device`` names one device or a comma-separated list (one worker each);
     ``workers`` runs that many worker processes on a single named device, each with
@@ -252,7 +254,7 @@ def encode(
     writes = where.rank == 0
     check_options(model=model, preset=preset, quality=quality, target_psnr=target_psnr,
                   group_size=group_size, patch_size=patch_size, hidden=hidden, channels=channels,
-                  levels=levels, context=context, key_interval=key_interval, iterations=iterations,
+                  levels=levels, context=context, motion=motion, key_interval=key_interval, iterations=iterations,
                   key_iterations=key_iterations, start=start, stop=stop, size=size, fps=fps, seed=seed)
     check_resume(resume, reconstruction, where.world)
     output = Path(output)
@@ -282,7 +284,7 @@ def encode(
                                       patch_size=patch_size, hidden=hidden, channels=channels)
     else:
         net_cfg = kind.default_config(info.width, info.height, levels=levels, hidden=hidden,
-                                      channels=channels, context=context)
+                                      channels=channels, context=context, motion=motion)
     net_cfg = replace(net_cfg, **(network_overrides or {}))
     header = Header(width=info.width, height=info.height, num_frames=num_frames,
                     fps_num=info.fps.numerator, fps_den=info.fps.denominator, group_size=group_size,

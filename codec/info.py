@@ -40,6 +40,8 @@ def tensor_names(kind: str, network) -> list[str]:
             names += [f"conv{i}.w", f"conv{i}.b"]
         if network.context:
             names += ["context.w1", "context.b1", "context.w2", "context.b2", "context.offsets"]
+        if network.motion:
+            names.append("motion")
         return names
     names = []
     for i in range(network.hidden_layers + 1):

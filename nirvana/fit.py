@@ -100,6 +100,7 @@ class GroupFitter:
         self.optimizer: torch.optim.Optimizer | None = None
         self.previous: torch.Tensor | None = None  # flat latents of the last group
         self.last_frame: torch.Tensor | None = None  # for scene-cut detection
+        self.reference: torch.Tensor | None = None  # the last decoded frame (3, H, W), for motion
         self.recent_changes: list[float] = []  # frame-to-frame PSNRs lately (dB)
 
     def _start_key_group(self, group_index: int) -> None:
@@ -128,12 +129,16 @@ class GroupFitter:
         self.last_frame = target[-1:]
         self.recent_changes = (self.recent_changes + changes)[-16:]
         if not key and not cut and self.net is not None:
-            return self._run(target, cfg.iterations, progress, group_index)
+            reference = self.reference if self.kind.uses_reference(self.net_cfg) else None
+            if reference is not None:
+                self.net.set_motion(reference, target)
+            return self._run(target, cfg.iterations, progress, group_index, reference)
         self._start_key_group(group_index)
-        return self._run(target, cfg.key_iterations, progress, group_index)
+        return self._run(target, cfg.key_iterations, progress, group_index, None)
 
-    def _run(self, frames: torch.Tensor, budget: int, progress, group_index: int) -> GroupFit:
-        """The training loop of one group."""
+    def _run(self, frames: torch.Tensor, budget: int, progress, group_index: int,
+             reference: torch.Tensor | None) -> GroupFit:
+        """The training loop of one group (rendered on the motion prediction from ``reference``)."""
         cfg = self.fit_cfg
         net, opt, previous = self.net, self.optimizer, self.previous
         if not cfg.residual_coding:
@@ -197,12 +202,13 @@ class GroupFitter:
             latents, steps = net.integer_latents(), net.steps()  # what the file will hold
             tensors = weights_from_integers(latents, steps, self.device)
             recon = self.kind.render_groups([tensors], self.net_cfg, self.group_size, self.height,
-                                            self.width)[0, :n]
+                                            self.width, [reference])[0, :n]
             err = (to_uint8(recon).float() - torch.round(frames * 255)) / 255
             frame_psnrs = [psnr_from_mse(float(e)) for e in (err ** 2).mean(dim=(1, 2, 3))]
             ints = net.quant.flat_integers()
             est = float(net.coded_bits(ints, references))
         self.previous = ints
+        self.reference = to_uint8(recon[n - 1]).float() / 255
         return GroupFit(previous is None, latents, steps, recon, frame_psnrs, it, est)
 
 

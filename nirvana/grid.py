@@ -10,10 +10,13 @@ through the synthesis network:
 
 * ``layers`` per-pixel linear layers of ``hidden`` units with ReLU (channels-last matmuls: on a
   CPU they run faster than 1×1 convolutions), then a linear layer to RGB;
-* ``convs`` residual 3×3 convolutions on the RGB frame, ``x + conv(relu(x))``; plus 0.5.
+* ``convs`` residual 3×3 convolutions on the RGB frame, ``x + conv(relu(x))``; plus 0.5, or
+  with ``motion`` in a warm group plus the motion prediction from the previous group's last
+  decoded frame (:mod:`nirvana.motion`).
 
 The tensors of :func:`tensor_shapes` come in file order: the grid levels from the finest to
-the coarsest, then the synthesis weights and biases. The same :func:`render` serves training
+the coarsest, then the synthesis weights and biases, the context model's tensors, and the
+motion tensor. The same :func:`render` serves training
 (quantized tensors with straight-through rounding) and decoding (tensors rebuilt from the
 file's integers), so the decoder reproduces the encoder's reconstruction. This module holds
 no training code; the decoder imports it.
@@ -39,6 +42,7 @@ from torch.nn import functional as F
 
 from .config import check_ranges, spec
 from .context import context_shapes
+from .motion import motion_shape, predict
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class GridConfig:
     convs: int = spec("B", 0, 4, 2)  # residual 3×3 convolutions on the RGB output
     context: int = spec("B", 0, 32, 8)  # hidden units of the context model (0: none)
     context_inputs: int = spec("B", 0, 15, 15)  # its features (nirvana.context: SPATIAL | ...)
+    motion: int = spec("B", 0, 64, 0, multiple_of=4)  # block size of warm groups' motion (0: none)
 
     def pack(self) -> bytes:
         return _STRUCT.pack(*(getattr(self, f.name) for f in fields(self)))
@@ -63,8 +68,7 @@ class GridConfig:
     @classmethod
     def unpack(cls, data: bytes) -> GridConfig:
         """Parse a config block; raises ValueError naming the field that is out of range."""
-        if len(data) == _STRUCT.size - 2:  # written before the context model: none
-            data = data + b"\x00\x0f"
+        data = data + _LATER_FIELDS.get(len(data), b"")
         if len(data) != _STRUCT.size:
             raise ValueError(f"grid config block has {len(data)} bytes, expected {_STRUCT.size}")
         cfg = cls(*_STRUCT.unpack(data))
@@ -78,6 +82,8 @@ class GridConfig:
 
 
 _STRUCT = struct.Struct("<" + "".join(f.metadata["fmt"] for f in fields(GridConfig)))
+# blocks written before later fields existed: those fields' values that mean "not used"
+_LATER_FIELDS = {6: b"\x00\x0f\x00", 7: b"\x0f\x00", 8: b"\x00"}
 
 
 def level_shape(cfg: GridConfig, level: int, group_size: int, height: int, width: int) -> tuple[int, ...]:
@@ -96,6 +102,8 @@ def tensor_shapes(cfg: GridConfig, group_size: int, height: int, width: int) -> 
     shapes += [(3, 3, 3, 3), (3,)] * cfg.convs
     if cfg.context:
         shapes += context_shapes(cfg.context, cfg.levels)
+    if cfg.motion:
+        shapes.append(motion_shape(group_size, height, width, cfg.motion))
     return shapes
 
 
@@ -122,8 +130,10 @@ def upsample_levels(grids: list[torch.Tensor], group_size: int, height: int, wid
     return torch.cat(out, dim=1).permute(0, 2, 3, 1)
 
 
-def synthesize(features: torch.Tensor, weights: list[torch.Tensor], cfg: GridConfig) -> torch.Tensor:
-    """Per-pixel layers and residual convolutions: ``(n, H, W, F)`` → ``(n, 3, H, W)``."""
+def synthesize(features: torch.Tensor, weights: list[torch.Tensor], cfg: GridConfig,
+               base: torch.Tensor | float = 0.5) -> torch.Tensor:
+    """Per-pixel layers and residual convolutions: ``(n, H, W, F)`` → ``(n, 3, H, W)``, added
+    to ``base`` (mid-gray, or the motion prediction of :mod:`nirvana.motion`)."""
     x = features
     n_linear = cfg.layers + 1
     for i in range(n_linear):
@@ -134,18 +144,33 @@ def synthesize(features: torch.Tensor, weights: list[torch.Tensor], cfg: GridCon
     convs = weights[2 * n_linear:]
     for i in range(cfg.convs):
         x = x + F.conv2d(F.relu(x), convs[2 * i], convs[2 * i + 1], padding=1)
-    return x + 0.5
+    return x + base
 
 
 def render(tensors: list[torch.Tensor], cfg: GridConfig, group_size: int, height: int, width: int,
-           count: int | None = None) -> torch.Tensor:
+           count: int | None = None, reference: torch.Tensor | None = None) -> torch.Tensor:
     """The first ``count`` frames ``(count, 3, H, W)`` (about [0, 1]) of one group from its
     tensors in file order: the decoder's path and the encoder's final reconstruction.
 
-    Frames are synthesized one at a time, so memory stays at one frame's features whatever
-    the group size and resolution (and the arithmetic never depends on a batch size).
+    With motion (``cfg.motion``) and a ``reference`` (the previous group's last decoded frame
+    ``(3, H, W)`` in [0, 1]; None for a key group), frames are rendered on top of the motion
+    prediction instead of mid-gray. Frames are synthesized one at a time, so memory stays
+    at one frame's features whatever the group size and resolution (and the arithmetic
+    never depends on a batch size).
     """
     count = group_size if count is None else count
     grids, weights = tensors[:cfg.levels], tensors[cfg.levels:]
+    base = prediction(tensors, cfg, reference, count)
     return torch.cat([synthesize(upsample_levels(grids, group_size, height, width, slice(t, t + 1)),
-                                 weights, cfg) for t in range(count)])
+                                 weights, cfg, base if isinstance(base, float) else base[t:t + 1])
+                      for t in range(count)])
+
+
+def prediction(tensors: list[torch.Tensor], cfg: GridConfig, reference: torch.Tensor | None,
+               count: int) -> torch.Tensor | float:
+    """What a group's frames are rendered on: the motion prediction ``(count, 3, H, W)`` from
+    ``reference`` with the group's motion tensor (the last), or mid-gray (0.5) in a key group
+    or without motion."""
+    if not cfg.motion or reference is None:
+        return 0.5
+    return predict(reference, tensors[-1], cfg.motion, count)

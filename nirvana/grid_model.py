@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from .context import FEATURES, PHASES, ContextWeights, float_laplace, phase_features, phase_values
-from .grid import GridConfig, context_start, synthesize, tensor_shapes, upsample_levels
+from .grid import GridConfig, context_start, prediction, synthesize, tensor_shapes, upsample_levels
+from .motion import estimate
 from .quant import QuantizedModel, QuantizedTensors
 from .rate import laplace_mass_bits, tensor_bits
 
@@ -37,6 +39,9 @@ class GridNet(QuantizedModel):
         self.cfg, self.group_size, self.height, self.width = cfg, group_size, height, width
         inits, steps = [], []
         shapes = tensor_shapes(cfg, group_size, height, width)
+        # the motion tensor (last) is searched, not trained: it stays out of the quantized tensors
+        self.motion = torch.zeros(shapes.pop(), dtype=torch.int32) if cfg.motion else None
+        self.base: torch.Tensor | float = 0.5  # what the frames are rendered on
         self.context_at = context_start(cfg)
         bound = 0.0  # the last weight's bound, which its bias shares
         for i, shape in enumerate(shapes):
@@ -73,7 +78,28 @@ class GridNet(QuantizedModel):
         symbols, tensors = self.quant(noise)
         levels = self.cfg.levels
         features = upsample_levels(tensors[:levels], self.group_size, self.height, self.width)
-        return synthesize(features, tensors[levels:], self.cfg), symbols
+        return synthesize(features, tensors[levels:], self.cfg, self.base), symbols
+
+    def set_motion(self, reference: torch.Tensor | None, frames: torch.Tensor) -> None:
+        """Render the next group on the motion prediction of ``frames`` ``(n, 3, H, W)`` from
+        ``reference`` (the previous group's last decoded frame), or on mid-gray if None (a key
+        group); a warm group's grids restart from zero, as they code what the prediction misses."""
+        self.motion.zero_()
+        self.base = 0.5
+        if reference is None:
+            return
+        n = frames.shape[0]
+        self.motion[:n] = estimate(reference.cpu(), frames.cpu(), self.cfg.motion)
+        self.base = prediction([self.motion], self.cfg, reference, self.group_size)
+        with torch.no_grad():
+            self.quant.weight[:sum(self.sizes[:self.cfg.levels])] = 0
+
+    def integer_latents(self) -> list[np.ndarray]:
+        extra = [] if self.motion is None else [self.motion.numpy().copy()]
+        return super().integer_latents() + extra
+
+    def steps(self) -> list[float]:
+        return super().steps() + ([] if self.motion is None else [1.0])
 
     def carry(self, flat: torch.Tensor) -> torch.Tensor:
         """A flat vector (weights or latents in file order) with every grid level's time

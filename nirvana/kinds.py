@@ -7,7 +7,8 @@ family of group networks, in one record:
 * its config: defaults for a frame size, and the header's config block (to and from bytes,
   with bounds checked before anything is allocated);
 * the shapes of its tensors in file order, for a group size and frame size;
-* its decode-side render (this package's shape-and-render modules, no training code);
+* its decode-side render (this package's shape-and-render modules, no training code), and
+  whether a warm group's render reads the previous group's last decoded frame (motion);
 * where its context model sits, if it has one (:mod:`nirvana.context`);
 * its trainer, named as ``module:factory`` and imported only by the encoder.
 
@@ -55,7 +56,10 @@ class Kind:
     pack_config: Callable[[Any], bytes]
     unpack_config: Callable[..., Any]  # (bytes, group_size=G) -> config; ValueError if bad
     tensor_shapes: Callable[[Any, int, int, int], list[Shape]]  # (cfg, G, H, W)
-    render_groups: Callable[..., torch.Tensor]  # (B tensor lists, cfg, G, H, W) -> (B, G, 3, H, W)
+    # (B tensor lists, cfg, G, H, W, references) -> (B, G, 3, H, W); references: one per group,
+    # the previous group's last decoded frame (3, H, W) in [0, 1], or None (key group)
+    render_groups: Callable[..., torch.Tensor]
+    uses_reference: Callable[[Any], bool]  # (cfg): whether render reads the references
     macs_per_pixel: Callable[[Any, int, int, int], float]  # (cfg, G, H, W): decode work
     context_layout: Callable[[Any], tuple[int, int, int] | None]  # (levels, first tensor, inputs)
     trainer: str  # "module:factory" of the encoder's trainable model
@@ -90,7 +94,7 @@ def _siren_shapes(cfg: NetworkConfig, group_size: int, height: int, width: int) 
 
 
 def _siren_render(tensors: list[list[torch.Tensor]], cfg: NetworkConfig, group_size: int,
-                  height: int, width: int) -> torch.Tensor:
+                  height: int, width: int, references: list | None = None) -> torch.Tensor:
     return render_groups(tensors, PatchGrid(height, width, cfg.patch_size), cfg)
 
 
@@ -107,7 +111,8 @@ SIREN = Kind(
     default_group_size=lambda w, h: NetworkConfig.for_resolution(w, h).group_size,
     default_config=NetworkConfig.for_resolution,
     pack_config=_siren_pack, unpack_config=_siren_unpack, tensor_shapes=_siren_shapes,
-    render_groups=_siren_render, macs_per_pixel=_siren_macs, context_layout=lambda cfg: None,
+    render_groups=_siren_render, uses_reference=lambda cfg: False, macs_per_pixel=_siren_macs,
+    context_layout=lambda cfg: None,
     trainer="nirvana.model:siren_model",
 )
 
@@ -119,14 +124,18 @@ def _grid_group_size(width: int, height: int) -> int:
 
 
 def _grid_config(width: int, height: int, **overrides) -> GridConfig:
-    """Grid defaults: levels down to about 4×4 cells at the coarsest, at most 7."""
+    """Grid defaults: levels down to about 4×4 cells at the coarsest, at most 7; motion in
+    16×16 blocks, 32×32 from 720p."""
     levels = max(1, min(7, int(math.log2(max(1, min(width, height) // 4))) + 1))
-    return replace(GridConfig(levels=levels), **{k: v for k, v in overrides.items() if v is not None})
+    motion = 16 if width * height < 1280 * 720 else 32
+    return replace(GridConfig(levels=levels, motion=motion), **{k: v for k, v in overrides.items() if v is not None})
 
 
 def _grid_render(tensors: list[list[torch.Tensor]], cfg: GridConfig, group_size: int,
-                 height: int, width: int) -> torch.Tensor:
-    return torch.stack([grid.render(t, cfg, group_size, height, width) for t in tensors])
+                 height: int, width: int, references: list | None = None) -> torch.Tensor:
+    references = references or [None] * len(tensors)
+    return torch.stack([grid.render(t, cfg, group_size, height, width, reference=r)
+                        for t, r in zip(tensors, references)])
 
 
 GRID = Kind(
@@ -135,6 +144,7 @@ GRID = Kind(
     pack_config=GridConfig.pack,
     unpack_config=lambda data, group_size: GridConfig.unpack(data),
     tensor_shapes=grid.tensor_shapes, render_groups=_grid_render,
+    uses_reference=lambda cfg: cfg.motion > 0,
     macs_per_pixel=lambda cfg, g, h, w: cfg.macs_per_pixel(),
     context_layout=lambda cfg: ((cfg.levels, grid.context_start(cfg), cfg.context_inputs)
                                 if cfg.context else None),

@@ -93,7 +93,18 @@ def test_a_range_reports_only_its_frames(clip, clean, tmp_path):
     report = codec.decode(bad, tmp_path / "out", frames="3:5", conceal=True)
     assert report.concealed == [Concealed(3, 4, report.concealed[0].reason)] and report.frames == 2
     frames = frames_of(tmp_path / "out")
-    assert (frames[0] == GRAY).all() and np.array_equal(frames[1], clean[4])  # none decoded before 3
+    # group 0 (frames 0..1) is rendered first, as group 1 would render on it (motion): its
+    # last frame is what the concealed frame 3 repeats
+    assert np.array_equal(frames[0], clean[1]) and np.array_equal(frames[1], clean[4])
+
+
+def test_without_motion_a_range_conceals_with_gray(tmp_path):
+    path = tmp_path / "still.nirv"
+    run("encode", str(CLIP), "-o", str(path), "--group-size", "2", "--key-interval", "2", "--motion", "0",
+        "--key-iterations", "5", "--iterations", "2", "--threads", "1", "-q")
+    bad = flipped(path, tmp_path / "bad.nirv", 1)
+    codec.decode(bad, tmp_path / "out", frames="3:5", conceal=True)
+    assert (frames_of(tmp_path / "out")[0] == GRAY).all()  # no group before the range was decoded
 
 
 def test_a_clean_file_reports_nothing_concealed(clip, clean, tmp_path):

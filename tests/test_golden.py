@@ -18,8 +18,8 @@ GOLDEN = {
     "golden_v2.nirv": (2, "grid", (32, 24, 5), "00fe05c3a6980e4284a38ef640927330"),
     # version 2: grid with context-coded levels in key and warm groups, 160x96, 4 frames
     "golden_v2_context.nirv": (2, "grid", (160, 96, 4), "672117e117fc5337ba1245d938dc5386"),
-    # version 3: the same encode with compact payloads (inherited scales, empty blobs)
-    "golden_v3.nirv": (3, "grid", (160, 96, 4), "672117e117fc5337ba1245d938dc5386"),
+    # version 3: compact payloads (inherited scales, empty blobs), motion in warm groups
+    "golden_v3.nirv": (3, "grid", (160, 96, 4), "5588f6f641644f7a3c7a78135ed6ab2e"),
 }
 CONTEXT_CODED = {"golden_v2_context.nirv", "golden_v3.nirv"}
 

@@ -6,7 +6,7 @@ be rebuilt: ``golden_v1.nirv`` was written by the version-1 writer (commit 668c2
 ``golden_v2.nirv`` by the version-2 writer before the context model (commit fb630b0, a
 6-byte grid config block), ``golden_v2_context.nirv`` (context-coded grid levels) by the
 version-2 writer of commit 2179a45. ``golden_v3.nirv`` has compact payloads (inherited
-scales, empty blobs) and context-coded levels.
+scales, empty blobs), context-coded levels and motion in its warm groups.
 
     python tests/data/make_golden.py
 """

@@ -1,0 +1,122 @@
+"""Block motion for the ``grid`` kind: each frame of a warm group starts from the previous
+group's last decoded frame, moved block by block by whole pixels.
+
+A group's motion is one int tensor ``(G, 2, ceil(H / B), ceil(W / B))`` of B×B blocks: for
+frame ``t`` and block ``(i, j)`` the displacement ``(dy, dx)`` *minus* that of frame ``t - 1``
+(frame ``-1``: zero), since a block's motion changes little from frame to frame and those
+differences cost fewer bits. :func:`displacements` sums them back and clamps each to
+``±MOTION_RANGE`` (so a hostile file can only move blocks within that range).
+:func:`predict` copies every pixel of a block from the reference at its displacement (rows
+and columns clamped to the frame): integer indexing, so encoder and decoder get the same
+prediction on any machine from the same reference. The group's frames are the prediction
+plus what its grids and synthesis network render (:mod:`nirvana.grid`). :func:`estimate`
+is the encoder's search (it sits here because it is small and pure; the decoder never calls it).
+
+Example:
+    >>> ref = torch.arange(2 * 8 * 8, dtype=torch.float32).reshape(2, 1, 8, 8)[0].expand(3, 8, 8)
+    >>> deltas = torch.zeros(1, 2, 2, 2, dtype=torch.int32)
+    >>> deltas[0, 1] = 1  # every block takes its pixels one column to the right
+    >>> predict(ref, deltas, 4, 1)[0, 0, 0].tolist()
+    [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 7.0]
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.nn import functional as F
+
+MOTION_RANGE = 64  # largest displacement (pixels) per axis from the reference
+SEARCH_COARSE = 8  # coarse search range (in pixels at quarter resolution): ±32 at full
+SEARCH_FINE = 3  # refinement range at full resolution (covers a coarse step either side)
+SMOOTHNESS = 0.002  # a displacement change must lower the mean absolute error by this much
+
+
+def motion_shape(group_size: int, height: int, width: int, block: int) -> tuple[int, int, int, int]:
+    """Shape of a group's motion tensor."""
+    return (group_size, 2, math.ceil(height / block), math.ceil(width / block))
+
+
+def displacements(deltas: torch.Tensor) -> torch.Tensor:
+    """Per-frame displacements ``(G, 2, By, Bx)`` int64 from the stored per-frame changes."""
+    return torch.cumsum(deltas.to(torch.int64), dim=0).clamp(-MOTION_RANGE, MOTION_RANGE)
+
+
+def predict(reference: torch.Tensor, deltas: torch.Tensor, block: int, count: int) -> torch.Tensor:
+    """The first ``count`` frames' prediction ``(count, 3, H, W)`` from ``reference``
+    ``(3, H, W)`` and a group's motion tensor."""
+    _, height, width = reference.shape
+    moves = displacements(deltas[:count]).to(reference.device)
+    rows = torch.arange(height, device=reference.device)
+    cols = torch.arange(width, device=reference.device)
+    frames = []
+    for dy, dx in moves.unbind(0):
+        y = rows[:, None] + _per_pixel(dy, block, height, width)
+        x = cols[None, :] + _per_pixel(dx, block, height, width)
+        frames.append(reference[:, y.clamp(0, height - 1), x.clamp(0, width - 1)])
+    return torch.stack(frames)
+
+
+def _per_pixel(values: torch.Tensor, block: int, height: int, width: int) -> torch.Tensor:
+    """``(By, Bx)`` block values → ``(H, W)``: each block's value on its pixels."""
+    return values.repeat_interleave(block, 0).repeat_interleave(block, 1)[:height, :width]
+
+
+def estimate(reference: torch.Tensor, frames: torch.Tensor, block: int) -> torch.Tensor:
+    """The motion tensor (int32) that moves ``reference`` ``(3, H, W)`` onto each of
+    ``frames`` ``(n, 3, H, W)``: per block the displacement with the smallest mean absolute
+    error plus :data:`SMOOTHNESS` per pixel of change from the frame before, searched
+    coarse to fine (quarter resolution, then whole pixels)."""
+    n, _, height, width = frames.shape
+    shape = motion_shape(n, height, width, block)
+    previous = torch.zeros(shape[1:], dtype=torch.int64)
+    moves = []
+    small_ref, small_frames = F.avg_pool2d(reference[None], 4, ceil_mode=True)[0], F.avg_pool2d(frames, 4, ceil_mode=True)
+    small_block = max(1, block // 4)
+    for t in range(n):
+        coarse = _search(small_ref, small_frames[t], small_block, torch.div(previous, 4, rounding_mode="floor"),
+                         SEARCH_COARSE, shape[2:], scale=4)
+        fine = _search(reference, frames[t], block, coarse * 4, SEARCH_FINE, shape[2:], scale=1,
+                       previous=previous)
+        moves.append(fine)
+        previous = fine
+    moves = torch.stack(moves)
+    deltas = torch.diff(moves, dim=0, prepend=torch.zeros_like(moves[:1]))
+    return deltas.to(torch.int32)
+
+
+def _search(reference: torch.Tensor, frame: torch.Tensor, block: int, centre: torch.Tensor, radius: int,
+            blocks: tuple[int, int], scale: int, previous: torch.Tensor | None = None) -> torch.Tensor:
+    """Best displacement per block within ``centre ± radius`` (in this resolution's pixels)."""
+    _, height, width = frame.shape
+    pad = radius + (MOTION_RANGE // scale) + 1
+    padded = F.pad(reference[None], (pad, pad, pad, pad), mode="replicate")[0]
+    by, bx = blocks
+    best_cost = torch.full((by, bx), math.inf)
+    best = centre.clone()
+    lo = -MOTION_RANGE // scale
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            cand = torch.stack([centre[0] + dy, centre[1] + dx]).clamp(lo, MOTION_RANGE // scale)
+            error = _block_errors(padded, frame, block, cand, pad, by, bx)
+            if previous is not None:
+                error = error + SMOOTHNESS * (cand - previous).abs().sum(0)
+            better = error < best_cost
+            best_cost = torch.where(better, error, best_cost)
+            best = torch.where(better, cand, best)
+    return best
+
+
+def _block_errors(padded: torch.Tensor, frame: torch.Tensor, block: int, cand: torch.Tensor, pad: int,
+                  by: int, bx: int) -> torch.Tensor:
+    """Mean absolute error of each block of ``frame`` against the padded reference moved by
+    that block's candidate displacement ``cand`` ``(2, By, Bx)``."""
+    _, height, width = frame.shape
+    rows = torch.arange(height)[:, None] + pad + _per_pixel(cand[0], block, height, width)
+    cols = torch.arange(width)[None, :] + pad + _per_pixel(cand[1], block, height, width)
+    diff = (padded[:, rows, cols] - frame).abs().sum(0)
+    sums = F.pad(diff, (0, bx * block - width, 0, by * block - height)).reshape(by, block, bx, block).sum((1, 3))
+    counts = F.pad(torch.ones_like(diff), (0, bx * block - width, 0, by * block - height)).reshape(
+        by, block, bx, block).sum((1, 3))
+    return sums / (3 * counts)
