@@ -26,6 +26,8 @@ from .kinds import Kind
 from .network import weights_from_integers
 from .render import to_uint8
 
+MOTION_BIT_COST = 4.0  # motion search: a bit of motion weighs this many bits of the loss (carphone q4: 4 beat 1 and 16)
+
 
 @dataclass
 class GroupFit:
@@ -131,7 +133,8 @@ class GroupFitter:
         if not key and not cut and self.net is not None:
             reference = self.reference if self.kind.uses_reference(self.net_cfg) else None
             if reference is not None:
-                self.net.set_motion(reference, target)
+                # loss · 3 · pixels = squared error summed over channels + 3λ · bits
+                self.net.set_motion(reference, target, MOTION_BIT_COST * 3 * cfg.rate_lambda)
             return self._run(target, cfg.iterations, progress, group_index, reference)
         self._start_key_group(group_index)
         return self._run(target, cfg.key_iterations, progress, group_index, None)

@@ -80,16 +80,17 @@ class GridNet(QuantizedModel):
         features = upsample_levels(tensors[:levels], self.group_size, self.height, self.width)
         return synthesize(features, tensors[levels:], self.cfg, self.base), symbols
 
-    def set_motion(self, reference: torch.Tensor | None, frames: torch.Tensor) -> None:
+    def set_motion(self, reference: torch.Tensor | None, frames: torch.Tensor, bit_cost: float) -> None:
         """Render the next group on the motion prediction of ``frames`` ``(n, 3, H, W)`` from
         ``reference`` (the previous group's last decoded frame), or on mid-gray if None (a key
-        group); a warm group's grids restart from zero, as they code what the prediction misses."""
+        group); a warm group's grids restart from zero, as they code what the prediction misses.
+        ``bit_cost``: what one bit of motion is worth in squared error (:func:`nirvana.motion.estimate`)."""
         self.motion.zero_()
         self.base = 0.5
         if reference is None:
             return
         n = frames.shape[0]
-        self.motion[:n] = estimate(reference.cpu(), frames.cpu(), self.cfg.motion)
+        self.motion[:n] = estimate(reference.cpu(), frames.cpu(), self.cfg.motion, bit_cost)
         self.base = prediction([self.motion], self.cfg, reference, self.group_size)
         with torch.no_grad():
             self.quant.weight[:sum(self.sizes[:self.cfg.levels])] = 0

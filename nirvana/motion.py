@@ -30,7 +30,6 @@ from torch.nn import functional as F
 MOTION_RANGE = 64  # largest displacement (pixels) per axis from the reference
 SEARCH_COARSE = 8  # coarse search range (in pixels at quarter resolution): ±32 at full
 SEARCH_FINE = 3  # refinement range at full resolution (covers a coarse step either side)
-SMOOTHNESS = 0.002  # a displacement change must lower the mean absolute error by this much
 
 
 def motion_shape(group_size: int, height: int, width: int, block: int) -> tuple[int, int, int, int]:
@@ -63,60 +62,58 @@ def _per_pixel(values: torch.Tensor, block: int, height: int, width: int) -> tor
     return values.repeat_interleave(block, 0).repeat_interleave(block, 1)[:height, :width]
 
 
-def estimate(reference: torch.Tensor, frames: torch.Tensor, block: int) -> torch.Tensor:
+def estimate(reference: torch.Tensor, frames: torch.Tensor, block: int, bit_cost: float) -> torch.Tensor:
     """The motion tensor (int32) that moves ``reference`` ``(3, H, W)`` onto each of
-    ``frames`` ``(n, 3, H, W)``: per block the displacement with the smallest mean absolute
-    error plus :data:`SMOOTHNESS` per pixel of change from the frame before, searched
-    coarse to fine (quarter resolution, then whole pixels)."""
+    ``frames`` ``(n, 3, H, W)``: per block the displacement with the smallest squared error
+    plus ``bit_cost`` times the bits of its change from the frame before (about
+    ``1 + 2·log2(1 + |change|)`` per axis), searched coarse to fine: quarter resolution
+    ±:data:`SEARCH_COARSE`, then whole pixels around that and around the frame before's."""
     n, _, height, width = frames.shape
-    shape = motion_shape(n, height, width, block)
-    previous = torch.zeros(shape[1:], dtype=torch.int64)
+    blocks = motion_shape(n, height, width, block)[2:]
+    previous = torch.zeros((2, *blocks), dtype=torch.int64)
     moves = []
     small_ref, small_frames = F.avg_pool2d(reference[None], 4, ceil_mode=True)[0], F.avg_pool2d(frames, 4, ceil_mode=True)
-    small_block = max(1, block // 4)
     for t in range(n):
-        coarse = _search(small_ref, small_frames[t], small_block, torch.div(previous, 4, rounding_mode="floor"),
-                         SEARCH_COARSE, shape[2:], scale=4)
-        fine = _search(reference, frames[t], block, coarse * 4, SEARCH_FINE, shape[2:], scale=1,
-                       previous=previous)
-        moves.append(fine)
-        previous = fine
+        coarse, _ = _search(small_ref, small_frames[t], max(1, block // 4), blocks,
+                            torch.div(previous, 4, rounding_mode="floor"), SEARCH_COARSE, scale=4)
+        found = [_search(reference, frames[t], block, blocks, centre, radius, 1, previous, bit_cost)
+                 for centre, radius in ((coarse * 4, SEARCH_FINE), (previous, 1))]
+        (a, cost_a), (b, cost_b) = found
+        previous = torch.where(cost_b <= cost_a, b, a)
+        moves.append(previous)
     moves = torch.stack(moves)
-    deltas = torch.diff(moves, dim=0, prepend=torch.zeros_like(moves[:1]))
-    return deltas.to(torch.int32)
+    return torch.diff(moves, dim=0, prepend=torch.zeros_like(moves[:1])).to(torch.int32)
 
 
-def _search(reference: torch.Tensor, frame: torch.Tensor, block: int, centre: torch.Tensor, radius: int,
-            blocks: tuple[int, int], scale: int, previous: torch.Tensor | None = None) -> torch.Tensor:
-    """Best displacement per block within ``centre ± radius`` (in this resolution's pixels)."""
-    _, height, width = frame.shape
-    pad = radius + (MOTION_RANGE // scale) + 1
+def _search(reference: torch.Tensor, frame: torch.Tensor, block: int, blocks: tuple[int, int],
+            centre: torch.Tensor, radius: int, scale: int, previous: torch.Tensor | None = None,
+            bit_cost: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Best displacement per block within ``centre ± radius`` (in this resolution's pixels),
+    and its cost."""
+    pad = radius + MOTION_RANGE // scale + 1
     padded = F.pad(reference[None], (pad, pad, pad, pad), mode="replicate")[0]
-    by, bx = blocks
-    best_cost = torch.full((by, bx), math.inf)
+    limit = MOTION_RANGE // scale
+    best_cost = torch.full(blocks, math.inf)
     best = centre.clone()
-    lo = -MOTION_RANGE // scale
     for dy in range(-radius, radius + 1):
         for dx in range(-radius, radius + 1):
-            cand = torch.stack([centre[0] + dy, centre[1] + dx]).clamp(lo, MOTION_RANGE // scale)
-            error = _block_errors(padded, frame, block, cand, pad, by, bx)
+            cand = torch.stack([centre[0] + dy, centre[1] + dx]).clamp(-limit, limit)
+            cost = _block_errors(padded, frame, block, cand, pad, blocks)
             if previous is not None:
-                error = error + SMOOTHNESS * (cand - previous).abs().sum(0)
-            better = error < best_cost
-            best_cost = torch.where(better, error, best_cost)
+                cost = cost + bit_cost * (1 + 2 * torch.log2(1 + (cand - previous).abs())).sum(0)
+            better = cost < best_cost
+            best_cost = torch.where(better, cost, best_cost)
             best = torch.where(better, cand, best)
-    return best
+    return best, best_cost
 
 
 def _block_errors(padded: torch.Tensor, frame: torch.Tensor, block: int, cand: torch.Tensor, pad: int,
-                  by: int, bx: int) -> torch.Tensor:
-    """Mean absolute error of each block of ``frame`` against the padded reference moved by
-    that block's candidate displacement ``cand`` ``(2, By, Bx)``."""
+                  blocks: tuple[int, int]) -> torch.Tensor:
+    """Squared error of each block of ``frame`` against the padded reference moved by that
+    block's candidate displacement ``cand`` ``(2, By, Bx)``."""
     _, height, width = frame.shape
+    by, bx = blocks
     rows = torch.arange(height)[:, None] + pad + _per_pixel(cand[0], block, height, width)
     cols = torch.arange(width)[None, :] + pad + _per_pixel(cand[1], block, height, width)
-    diff = (padded[:, rows, cols] - frame).abs().sum(0)
-    sums = F.pad(diff, (0, bx * block - width, 0, by * block - height)).reshape(by, block, bx, block).sum((1, 3))
-    counts = F.pad(torch.ones_like(diff), (0, bx * block - width, 0, by * block - height)).reshape(
-        by, block, bx, block).sum((1, 3))
-    return sums / (3 * counts)
+    error = ((padded[:, rows, cols] - frame) ** 2).sum(0)
+    return F.pad(error, (0, bx * block - width, 0, by * block - height)).reshape(by, block, bx, block).sum((1, 3))

@@ -61,7 +61,7 @@ def test_search_finds_a_known_motion():
     ref = smooth_image(2, 64, 96)
     velocity = (1, -2)  # pixels per frame
     frames = torch.stack([shifted(ref, velocity[0] * (t + 1), velocity[1] * (t + 1)) for t in range(4)])
-    deltas = estimate(ref, frames, 16)
+    deltas = estimate(ref, frames, 16, bit_cost=0.01)
     moves = displacements(deltas)
     inner = moves[:, :, 1:-1, 1:-1]  # border blocks see repeated edge pixels
     for t in range(4):
