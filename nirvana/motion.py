@@ -13,7 +13,7 @@ plus what its grids and synthesis network render (:mod:`nirvana.grid`). :func:`e
 is the encoder's search (it sits here because it is small and pure; the decoder never calls it).
 
 Example:
-    >>> ref = torch.arange(2 * 8 * 8, dtype=torch.float32).reshape(2, 1, 8, 8)[0].expand(3, 8, 8)
+    >>> ref = torch.arange(64.0).reshape(1, 8, 8).expand(3, 8, 8)
     >>> deltas = torch.zeros(1, 2, 2, 2, dtype=torch.int32)
     >>> deltas[0, 1] = 1  # every block takes its pixels one column to the right
     >>> predict(ref, deltas, 4, 1)[0, 0, 0].tolist()
@@ -38,8 +38,12 @@ def motion_shape(group_size: int, height: int, width: int, block: int) -> tuple[
 
 
 def displacements(deltas: torch.Tensor) -> torch.Tensor:
-    """Per-frame displacements ``(G, 2, By, Bx)`` int64 from the stored per-frame changes."""
-    return torch.cumsum(deltas.to(torch.int64), dim=0).clamp(-MOTION_RANGE, MOTION_RANGE)
+    """Per-frame displacements ``(G, 2, By, Bx)`` int64 from the stored per-frame changes
+    (integers, or the decoder's float tensor of them; whatever a hostile file holds, the
+    result is within ±MOTION_RANGE)."""
+    # an encoder writes changes within ±2·MOTION_RANGE; anything else is cut to that first
+    changes = torch.nan_to_num(deltas.double()).clamp(-2 * MOTION_RANGE, 2 * MOTION_RANGE)
+    return torch.cumsum(changes.to(torch.int64), dim=0).clamp(-MOTION_RANGE, MOTION_RANGE)
 
 
 def predict(reference: torch.Tensor, deltas: torch.Tensor, block: int, count: int) -> torch.Tensor:

@@ -55,6 +55,10 @@ def test_hostile_motion_is_clamped_to_the_range():
     ref = smooth_image(1, 16, 16)
     frames = predict(ref, deltas, 8, 3)  # every pixel from the top-left corner, no error
     assert torch.equal(frames, ref[:, :1, :1].expand(3, 3, 16, 16))
+    # the decoder's tensors are floats (integer times the stored scale): any value is safe
+    floats = torch.tensor([float("nan"), float("inf"), -float("inf"), 3e38]).view(4, 1, 1, 1).expand(4, 2, 2, 2)
+    assert displacements(floats).abs().max() <= MOTION_RANGE
+    assert predict(ref, floats, 8, 4).shape == (4, 3, 16, 16)
 
 
 def test_search_finds_a_known_motion():
