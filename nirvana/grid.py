@@ -56,8 +56,8 @@ class GridConfig:
     channels: int = spec("B", 1, 8, 1)  # values per grid cell
     halve_time: int = spec("B", 0, 8, 2)  # k > 0: level l has ceil(G / 2^(l+k-1)) frames; 0: G
     hidden: int = spec("B", 1, 64, 16)  # width of the per-pixel layers
-    layers: int = spec("B", 0, 4, 2)  # hidden per-pixel layers
-    convs: int = spec("B", 0, 4, 2)  # residual 3×3 convolutions on the RGB output
+    layers: int = spec("B", 0, 4, 1)  # hidden per-pixel layers
+    convs: int = spec("B", 0, 4, 0)  # residual 3×3 convolutions on the RGB output
     context: int = spec("B", 0, 32, 8)  # hidden units of the context model (0: none)
     context_inputs: int = spec("B", 0, 15, 15)  # its features (nirvana.context: SPATIAL | ...)
     motion: int = spec("B", 0, 64, 0, multiple_of=4)  # block size of warm groups' motion (0: none)

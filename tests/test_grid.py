@@ -31,7 +31,9 @@ def test_shapes_halve_space_and_time():
     assert shapes[:4] == [(2, 8, 36, 50), (2, 4, 18, 25), (2, 2, 9, 13), (2, 1, 5, 7)]
     assert shapes[4:] == [(6, 8), (6,), (6, 6), (6,), (3, 6), (3,), (3, 3, 3, 3), (3,),
                           (8, 10), (8,), (2, 8), (2,), (4,)]  # the context model, width 8
-    assert len(tensor_shapes(GridConfig(levels=4, context=0), 8, 36, 50)) == 4 + 6 + 4
+    assert len(tensor_shapes(GridConfig(levels=4, context=0), 8, 36, 50)) == 4 + 4  # one hidden layer
+    assert len(tensor_shapes(GridConfig(levels=4, context=0, layers=2, convs=2), 8, 36, 50)) == 4 + 6 + 4
+    assert tensor_shapes(GridConfig(levels=4, context=0, motion=16), 8, 36, 50)[-1] == (8, 2, 3, 4)
     assert tensor_shapes(GridConfig(levels=2, halve_time=0), 8, 36, 50)[1] == (1, 8, 18, 25)
     assert tensor_shapes(GridConfig(levels=2, halve_time=2), 8, 36, 50)[:2] == [(1, 4, 36, 50), (1, 2, 18, 25)]
 
