@@ -5,10 +5,11 @@ import json
 import pytest
 
 from benchmarks.speed import run
+from nirvana.config import PRESETS
 
 # 40x24 frames: siren picks G=6 and 8x8 patches, grid G=8 and 3 levels.
 CELLS = {"siren": "| 40x24 | siren | 6 | patch_size 8, hidden 32, channels 16 |",
-         "grid": "| 40x24 | grid | 8 | levels 3, channels 1, hidden 16, layers 2, convs 2 |"}
+         "grid": "| 40x24 | grid | 8 | levels 3, channels 1, hidden 16, layers 1, convs 0 |"}
 
 
 @pytest.mark.parametrize("model", ["grid", "siren"])
@@ -18,7 +19,7 @@ def test_speed_benchmark_writes_positive_rates(tmp_path, model):
     saved = json.loads((tmp_path / "speed_t.json").read_text())
     assert saved == json.loads(json.dumps(results))
     assert saved["settings"]["model"] == model
-    assert saved["settings"]["key_iterations"] == {"siren": 600, "grid": 800}[model]
+    assert saved["settings"]["key_iterations"] == PRESETS[model]["medium"]["key_iterations"]
     (row,) = saved["rows"]
     assert row["size"] == "40x24" and row["kind"] == model
     assert row["fit_iterations_per_second"] > 0 and row["render_fps"] > 0
