@@ -35,7 +35,7 @@ Example:
     ...            key_interval=20, num_groups=2, kind="grid", network=GridConfig(levels=5))
     >>> b = check(h, "clip.nirv")
     >>> b.values_per_group, b.batch(32)
-    (116825, 32)
+    (116385, 32)
 """
 
 from __future__ import annotations
