@@ -80,15 +80,13 @@ class GridNet(QuantizedModel):
         features = upsample_levels(tensors[:levels], self.group_size, self.height, self.width)
         return synthesize(features, tensors[levels:], self.cfg, self.base), symbols
 
-    def set_motion(self, reference: torch.Tensor | None, frames: torch.Tensor, bit_cost: float) -> None:
-        """Render the next group on the motion prediction of ``frames`` ``(n, 3, H, W)`` from
-        ``reference`` (the previous group's last decoded frame), or on mid-gray if None (a key
-        group); a warm group's grids restart from zero, as they code what the prediction misses.
-        ``bit_cost``: what one bit of motion is worth in squared error (:func:`nirvana.motion.estimate`)."""
+    def set_motion(self, reference: torch.Tensor, frames: torch.Tensor, bit_cost: float) -> None:
+        """Render the next (warm) group on the motion prediction of ``frames`` ``(n, 3, H, W)``
+        from ``reference`` (the previous group's last decoded frame); its grids restart from
+        zero, as they code what the prediction misses. ``bit_cost``: what one bit of motion is
+        worth in squared error (:func:`nirvana.motion.estimate`). Key groups are fresh models:
+        no motion, rendered on mid-gray."""
         self.motion.zero_()
-        self.base = 0.5
-        if reference is None:
-            return
         n = frames.shape[0]
         self.motion[:n] = estimate(reference.cpu(), frames.cpu(), self.cfg.motion, bit_cost)
         self.base = prediction([self.motion], self.cfg, reference, self.group_size)
