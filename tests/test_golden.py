@@ -80,6 +80,8 @@ def _rewrite_header(src, dst, edit) -> None:
     ("golden_v2.nirv", 33, 200, "hidden"),    # grid config: synthesis width 200
     ("golden_v2_context.nirv", 36, 33, "context"),          # context model width 33
     ("golden_v2_context.nirv", 37, 16, "context_inputs"),   # an input bit that does not exist
+    ("golden_v3.nirv", 38, 6, "motion"),    # motion blocks of 6: not a multiple of 4
+    ("golden_v3.nirv", 38, 68, "motion"),   # motion blocks of 68: over the bound
 ])
 def test_hostile_network_fields_get_one_error_line(tmp_path, name, offset, value, field):
     from click.testing import CliRunner
