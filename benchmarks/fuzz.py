@@ -63,6 +63,7 @@ from codec import limits
 from codec.bitstream import Header, NirvReader
 from codec.bitstream.container import END_MAGIC, MAGIC, VERSION
 from codec.bitstream.group import COMPACT, SCALE_FLAG
+from codec.entropy import BlobReader
 from codec.decoder import decoded_groups
 from codec.errors import CodecError
 from nirvana.config import NetworkConfig
@@ -238,11 +239,9 @@ def _compact_fields(i: int, start: int, data: bytes, header: Header) -> list[Fie
         pos += size
 
     def varint(name: str) -> int:
-        end = pos
-        while data[end] >= 0x80:
-            end += 1
-        value = sum((b & 0x7F) << (7 * k) for k, b in enumerate(data[pos:end + 1]))
-        add(name, "B", None, end + 1 - pos)
+        reader = BlobReader(memoryview(data)[pos:])
+        value = reader.varint(2**64)
+        add(name, "B", None, reader.pos)
         return value
 
     add("flags", "B", 1, 1)

@@ -77,10 +77,11 @@ def estimate(reference: torch.Tensor, frames: torch.Tensor, block: int, bit_cost
     previous = torch.zeros((2, *blocks), dtype=torch.int64)
     moves = []
     small_ref, small_frames = F.avg_pool2d(reference[None], 4, ceil_mode=True)[0], F.avg_pool2d(frames, 4, ceil_mode=True)
+    full, small = _padded(reference, 1), _padded(small_ref, 4)  # once: every search reads them
     for t in range(n):
-        coarse, _ = _search(small_ref, small_frames[t], max(1, block // 4), blocks,
+        coarse, _ = _search(small, small_frames[t], max(1, block // 4), blocks,
                             torch.div(previous, 4, rounding_mode="floor"), SEARCH_COARSE, scale=4)
-        found = [_search(reference, frames[t], block, blocks, centre, radius, 1, previous, bit_cost)
+        found = [_search(full, frames[t], block, blocks, centre, radius, 1, previous, bit_cost)
                  for centre, radius in ((coarse * 4, SEARCH_FINE), (previous, 1))]
         (a, cost_a), (b, cost_b) = found
         previous = torch.where(cost_b <= cost_a, b, a)
@@ -89,14 +90,18 @@ def estimate(reference: torch.Tensor, frames: torch.Tensor, block: int, bit_cost
     return torch.diff(moves, dim=0, prepend=torch.zeros_like(moves[:1])).to(torch.int32)
 
 
-def _search(reference: torch.Tensor, frame: torch.Tensor, block: int, blocks: tuple[int, int],
+def _padded(reference: torch.Tensor, scale: int) -> torch.Tensor:
+    """The reference with its edges repeated by the largest displacement at ``scale``."""
+    pad = MOTION_RANGE // scale
+    return F.pad(reference[None], (pad, pad, pad, pad), mode="replicate")[0]
+
+
+def _search(padded: torch.Tensor, frame: torch.Tensor, block: int, blocks: tuple[int, int],
             centre: torch.Tensor, radius: int, scale: int, previous: torch.Tensor | None = None,
             bit_cost: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Best displacement per block within ``centre ± radius`` (in this resolution's pixels),
-    and its cost."""
-    pad = radius + MOTION_RANGE // scale + 1
-    padded = F.pad(reference[None], (pad, pad, pad, pad), mode="replicate")[0]
-    limit = MOTION_RANGE // scale
+    """Best displacement per block within ``centre ± radius`` (in this resolution's pixels)
+    over the reference ``padded`` by :func:`_padded`, and its cost."""
+    limit = pad = MOTION_RANGE // scale
     best_cost = torch.full(blocks, math.inf)
     best = centre.clone()
     for dy in range(-radius, radius + 1):
