@@ -62,6 +62,10 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "no_motion": ("no motion: warm groups render on mid-gray, not on the motion prediction", {"motion": 0}),
     "motion8": ("motion in 8x8 blocks", {"motion": 8}),
     "motion32": ("motion in 32x32 blocks", {"motion": 32}),
+    "no_chain": ("no chain: every frame of a warm group moved from the previous group's last frame",
+                 {"chain": False}),
+    "chain_always": ("chain in every warm group, however little it saves",
+                     {"fit_overrides": {"chain_gain": 1e9}}),
     "warm_lr": ("warm groups at the key groups' learning rate (0.01, not 0.005)",
                 {"fit_overrides": {"residual_lr": 0.01}}),
 }

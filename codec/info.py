@@ -41,7 +41,7 @@ def tensor_names(kind: str, network) -> list[str]:
         if network.context:
             names += ["context.w1", "context.b1", "context.w2", "context.b2", "context.offsets"]
         if network.motion:
-            names.append("motion")
+            names += ["motion", "chain"] if network.chain else ["motion"]
         return names
     names = []
     for i in range(network.hidden_layers + 1):
@@ -61,6 +61,7 @@ def describe(path: str | os.PathLike[str]) -> dict:
         shapes = group_shapes(h)
         names = tensor_names(h.kind, h.network)
         per_tensor = [0] * len(shapes)
+        chain_at = names.index("chain") if "chain" in names else None
         groups, prev = [], None
         for i in range(reader.num_groups):
             g = prev = reader.read_payload(i, shapes, prev)
@@ -72,6 +73,7 @@ def describe(path: str | os.PathLike[str]) -> dict:
                 "residual_tensors": sum(m in (RESIDUAL, CARRIED) for m in g.modes),
                 "context_tensors": sum(m == CONTEXT for m in g.modes), "tensors": len(g.modes),
                 "head_bytes": g.head_bytes, "stats_bytes": g.stats_bytes,
+                "chained_frames": None if chain_at is None else int(sum(v == 1 for v in g.latents[chain_at].tolist())),
             })
         file_bytes = reader.file_size
         version = reader.version
@@ -104,6 +106,11 @@ def describe(path: str | os.PathLike[str]) -> dict:
     }
 
 
+def _group_kind(g: dict) -> str:
+    """key, res (warm), or chain (warm, its frames moved from the frame before)."""
+    return "key" if g["key"] else "chain" if g.get("chained_frames") else "res"
+
+
 def format_description(d: dict) -> str:
     """A human-readable table of :func:`describe`'s result."""
     h, t, net = d["header"], d["totals"], d["network"]
@@ -116,13 +123,13 @@ def format_description(d: dict) -> str:
         f"{d['values_per_group']} coded values/group, {d['macs_per_pixel']:g} MAC/pixel to render; "
         f"key interval {h['key_interval']}",
         "",
-        f"{'group':>5} {'kind':>4} {'frames':>6} {'iters':>6} {'PSNR':>7} {'bytes':>8} "
+        f"{'group':>5} {'kind':>5} {'frames':>6} {'iters':>6} {'PSNR':>7} {'bytes':>8} "
         f"{'weights':>8} {'side':>6} {'resid':>6} {'ctx':>3}",
     ]
     for g in d["groups"]:
         psnr = f"{g['psnr']:>7.2f}" if g["psnr"] is not None else f"{'-':>7}"
         lines.append(
-            f"{g['index']:>5} {'key' if g['key'] else 'res':>4} {g['frames']:>6} {g['iterations']:>6} "
+            f"{g['index']:>5} {_group_kind(g):>5} {g['frames']:>6} {g['iterations']:>6} "
             f"{psnr} {g['bytes']:>8} {g['weight_bytes']:>8} {g['side_bytes']:>6} "
             f"{g['residual_tensors']:>3}/{g['tensors']:<2} {g['context_tensors']:>3}"
         )

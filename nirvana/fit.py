@@ -103,6 +103,7 @@ class GroupFitter:
         self.previous: torch.Tensor | None = None  # flat latents of the last group
         self.last_frame: torch.Tensor | None = None  # for scene-cut detection
         self.reference: torch.Tensor | None = None  # the last decoded frame (3, H, W), for motion
+        self.noise = 0.0  # its mean squared error
         self.recent_changes: list[float] = []  # frame-to-frame PSNRs lately (dB)
 
     def _start_key_group(self, group_index: int) -> None:
@@ -134,9 +135,12 @@ class GroupFitter:
             reference = self.reference if self.kind.uses_reference(self.net_cfg) else None
             if reference is not None:
                 # loss · 3 · pixels = squared error summed over channels + 3λ · bits
-                self.net.set_motion(reference, target, MOTION_BIT_COST * 3 * cfg.rate_lambda)
+                self.net.set_motion(reference, target, MOTION_BIT_COST * 3 * cfg.rate_lambda, self.noise,
+                                    cfg.chain_gain)
             return self._run(target, cfg.iterations, progress, group_index, reference)
         self._start_key_group(group_index)
+        if self.kind.uses_reference(self.net_cfg):
+            self.net.set_key_motion(target, MOTION_BIT_COST * 3 * cfg.rate_lambda)
         return self._run(target, cfg.key_iterations, progress, group_index, None)
 
     def _run(self, frames: torch.Tensor, budget: int, progress, group_index: int,
@@ -212,6 +216,7 @@ class GroupFitter:
             est = float(net.coded_bits(ints, references))
         self.previous = ints
         self.reference = to_uint8(recon[n - 1]).float() / 255
+        self.noise = float((err[n - 1] ** 2).mean())
         return GroupFit(previous is None, latents, steps, recon, frame_psnrs, it, est)
 
 

@@ -11,12 +11,13 @@ through the synthesis network:
 * ``layers`` per-pixel linear layers of ``hidden`` units with ReLU (channels-last matmuls: on a
   CPU they run faster than 1×1 convolutions), then a linear layer to RGB;
 * ``convs`` residual 3×3 convolutions on the RGB frame, ``x + conv(relu(x))``; plus 0.5, or
-  with ``motion`` in a warm group plus the motion prediction from the previous group's last
-  decoded frame (:mod:`nirvana.motion`).
+  with ``motion`` in a warm group plus the motion prediction (:mod:`nirvana.motion`) from the
+  previous group's last decoded frame, or with ``chain`` (where the group chooses it) from the
+  frame before as decoded.
 
 The tensors of :func:`tensor_shapes` come in file order: the grid levels from the finest to
-the coarsest, then the synthesis weights and biases, the context model's tensors, and the
-motion tensor. The same :func:`render` serves training
+the coarsest, then the synthesis weights and biases, the context model's tensors, the
+motion tensor and the chain tensor (one value per frame). The same :func:`render` serves training
 (quantized tensors with straight-through rounding) and decoding (tensors rebuilt from the
 file's integers), so the decoder reproduces the encoder's reconstruction. This module holds
 no training code; the decoder imports it.
@@ -42,7 +43,7 @@ from torch.nn import functional as F
 
 from .config import check_ranges, spec
 from .context import context_shapes
-from .motion import motion_shape, predict
+from .motion import displacements, motion_shape, shift, to_reference
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class GridConfig:
     context: int = spec("B", 0, 32, 8)  # hidden units of the context model (0: none)
     context_inputs: int = spec("B", 0, 15, 15)  # its features (nirvana.context: SPATIAL | ...)
     motion: int = spec("B", 0, 64, 0, multiple_of=4)  # block size of warm groups' motion (0: none)
+    chain: int = spec("B", 0, 1, 0)  # with motion: a warm group may predict each frame from the one before
 
     def pack(self) -> bytes:
         return _STRUCT.pack(*(getattr(self, f.name) for f in fields(self)))
@@ -83,7 +85,7 @@ class GridConfig:
 
 _STRUCT = struct.Struct("<" + "".join(f.metadata["fmt"] for f in fields(GridConfig)))
 # blocks written before later fields existed: those fields' values that mean "not used"
-_LATER_FIELDS = {6: b"\x00\x0f\x00", 7: b"\x0f\x00", 8: b"\x00"}
+_LATER_FIELDS = {6: b"\x00\x0f\x00\x00", 7: b"\x0f\x00\x00", 8: b"\x00\x00", 9: b"\x00"}
 
 
 def level_shape(cfg: GridConfig, level: int, group_size: int, height: int, width: int) -> tuple[int, ...]:
@@ -104,6 +106,8 @@ def tensor_shapes(cfg: GridConfig, group_size: int, height: int, width: int) -> 
         shapes += context_shapes(cfg.context, cfg.levels)
     if cfg.motion:
         shapes.append(motion_shape(group_size, height, width, cfg.motion))
+        if cfg.chain:
+            shapes.append((group_size,))  # per frame: 1 = moved from the frame before
     return shapes
 
 
@@ -152,25 +156,46 @@ def render(tensors: list[torch.Tensor], cfg: GridConfig, group_size: int, height
     """The first ``count`` frames ``(count, 3, H, W)`` (about [0, 1]) of one group from its
     tensors in file order: the decoder's path and the encoder's final reconstruction.
 
-    With motion (``cfg.motion``) and a ``reference`` (the previous group's last decoded frame
-    ``(3, H, W)`` in [0, 1]; None for a key group), frames are rendered on top of the motion
-    prediction instead of mid-gray. Frames are synthesized one at a time, so memory stays
-    at one frame's features whatever the group size and resolution (and the arithmetic
-    never depends on a batch size).
+    Each frame is the synthesis output (its *residual*) plus what it is rendered on:
+
+    * mid-gray, in a key group or without motion;
+    * with motion (``cfg.motion``) in a warm group, the motion prediction from ``reference``
+      (the previous group's last decoded frame ``(3, H, W)`` in [0, 1]; None for a key group);
+    * with ``cfg.chain``, for a frame after the first whose chain value is 1, the motion
+      prediction from the frame before as decoded (:func:`nirvana.motion.to_reference`). In
+      a warm group the frame adds its residual to it; in a key group, whose grids hold the
+      content itself, the *change* of the residual from the frame before, so that content
+      the motion carries is not added twice.
+
+    Frames are synthesized one at a time, so memory stays at one frame's features whatever
+    the group size and resolution (and the arithmetic never depends on a batch size).
     """
     count = group_size if count is None else count
     grids, weights = tensors[:cfg.levels], tensors[cfg.levels:]
-    base = prediction(tensors, cfg, reference, count)
-    return torch.cat([synthesize(upsample_levels(grids, group_size, height, width, slice(t, t + 1)),
-                                 weights, cfg, base if isinstance(base, float) else base[t:t + 1])
-                      for t in range(count)])
+    moves, chained = motion_references(tensors, cfg, group_size)
+    frames: list[torch.Tensor] = []
+    previous = None  # the residual of the frame before
+    for t in range(count):
+        residual = synthesize(upsample_levels(grids, group_size, height, width, slice(t, t + 1)), weights, cfg, 0.0)
+        if t > 0 and chained[t]:
+            before = to_reference(frames[-1][0])
+            change = residual if reference is not None else residual - previous
+            frames.append(change + shift(before, moves[t], cfg.motion))
+        elif moves is not None and reference is not None:
+            frames.append(residual + shift(reference, moves[t], cfg.motion))
+        else:
+            frames.append(residual + 0.5)
+        previous = residual
+    return torch.cat(frames)
 
 
-def prediction(tensors: list[torch.Tensor], cfg: GridConfig, reference: torch.Tensor | None,
-               count: int) -> torch.Tensor | float:
-    """What a group's frames are rendered on: the motion prediction ``(count, 3, H, W)`` from
-    ``reference`` with the group's motion tensor (the last), or mid-gray (0.5) in a key group
-    or without motion."""
-    if not cfg.motion or reference is None:
-        return 0.5
-    return predict(reference, tensors[-1], cfg.motion, count)
+def motion_references(tensors: list[torch.Tensor], cfg: GridConfig,
+                      group_size: int) -> tuple[torch.Tensor | None, list[bool]]:
+    """A group's displacements ``(G, 2, By, Bx)`` (None without motion) and, per frame,
+    whether it is chained (moved from the frame before). The frames of a hostile file that
+    hold anything but 1 in the chain tensor are not chained."""
+    if not cfg.motion:
+        return None, [False] * group_size
+    moves = displacements(tensors[-2 if cfg.chain else -1])
+    chained = [bool(v == 1) for v in tensors[-1].tolist()] if cfg.chain else [False] * group_size
+    return moves.to(tensors[0].device), chained

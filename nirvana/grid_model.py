@@ -20,14 +20,15 @@ import numpy as np
 import torch
 
 from .context import FEATURES, PHASES, ContextWeights, float_laplace, phase_features, phase_values
-from .grid import GridConfig, context_start, prediction, synthesize, tensor_shapes, upsample_levels
-from .motion import estimate
+from .grid import GridConfig, context_start, synthesize, tensor_shapes, upsample_levels
+from .motion import displacements, estimate, shift, to_reference
 from .quant import QuantizedModel, QuantizedTensors
 from .rate import laplace_mass_bits, tensor_bits
 
 GRID_STEP = 1 / 16  # initial quantization step of grid values (learned per level)
 CONV_INIT = 0.01  # bound of the residual convolutions' initial weights
 CONTEXT_STEP = 1 / 256  # initial quantization step of the context model's later tensors
+KEY_CHAIN_GAIN = 0.5  # a key group chains a frame whose motion error is below this share of its error on gray
 
 
 class GridNet(QuantizedModel):
@@ -39,9 +40,13 @@ class GridNet(QuantizedModel):
         self.cfg, self.group_size, self.height, self.width = cfg, group_size, height, width
         inits, steps = [], []
         shapes = tensor_shapes(cfg, group_size, height, width)
-        # the motion tensor (last) is searched, not trained: it stays out of the quantized tensors
+        # the motion and chain tensors (last) are searched, not trained: they stay out of the
+        # quantized tensors
+        self.chain = torch.zeros(shapes.pop(), dtype=torch.int32) if cfg.motion and cfg.chain else None
         self.motion = torch.zeros(shapes.pop(), dtype=torch.int32) if cfg.motion else None
         self.base: torch.Tensor | float = 0.5  # what the frames are rendered on
+        self.reference: torch.Tensor | None = None  # with motion: the previous group's last decoded frame
+        self.moves: torch.Tensor | None = None  # chained group: per-frame displacements
         self.context_at = context_start(cfg)
         bound = 0.0  # the last weight's bound, which its bias shares
         for i, shape in enumerate(shapes):
@@ -78,27 +83,75 @@ class GridNet(QuantizedModel):
         symbols, tensors = self.quant(noise)
         levels = self.cfg.levels
         features = upsample_levels(tensors[:levels], self.group_size, self.height, self.width)
-        return synthesize(features, tensors[levels:], self.cfg, self.base), symbols
+        if self.moves is None:  # mid-gray, or the motion prediction from the reference
+            return synthesize(features, tensors[levels:], self.cfg, self.base), symbols
+        # chained frames (nirvana.grid.render) are moved from the frame before rounded as the
+        # decoder rounds it; the gradient passes the rounding straight through, so a frame
+        # also learns what it gives the next
+        residuals = synthesize(features, tensors[levels:], self.cfg, 0.0)
+        frames: list[torch.Tensor] = []
+        for t, move in enumerate(self.moves):
+            if t > 0 and self.chain[t] == 1:
+                before = frames[-1] + (to_reference(frames[-1].detach()) - frames[-1]).detach()
+                change = residuals[t] if self.reference is not None else residuals[t] - residuals[t - 1]
+                frames.append(change + shift(before, move, self.cfg.motion))
+            else:
+                frames.append(residuals[t] + (self.base if isinstance(self.base, float) else self.base[t]))
+        return torch.stack(frames), symbols
 
-    def set_motion(self, reference: torch.Tensor, frames: torch.Tensor, bit_cost: float) -> None:
-        """Render the next (warm) group on the motion prediction of ``frames`` ``(n, 3, H, W)``
-        from ``reference`` (the previous group's last decoded frame); its grids restart from
-        zero, as they code what the prediction misses. ``bit_cost``: what one bit of motion is
-        worth in squared error (:func:`nirvana.motion.estimate`). Key groups are fresh models:
-        no motion, rendered on mid-gray."""
-        self.motion.zero_()
+    def set_key_motion(self, frames: torch.Tensor, bit_cost: float) -> None:
+        """With ``chain``, chain the key group's frames ``(n, 3, H, W)`` after the first: each
+        one whose motion search from the frame before (source frames) costs below
+        :data:`KEY_CHAIN_GAIN` times its error on mid-gray (a scene cut does not)."""
         n = frames.shape[0]
-        self.motion[:n] = estimate(reference.cpu(), frames.cpu(), self.cfg.motion, bit_cost)
-        self.base = prediction([self.motion], self.cfg, reference, self.group_size)
+        if self.chain is None or n < 2:
+            return
+        motion, costs = estimate(frames[0].cpu(), frames[1:].cpu(), self.cfg.motion, bit_cost, chain=True)
+        gray = ((frames[1:] - 0.5) ** 2).sum((1, 2, 3)).tolist()
+        self.motion.zero_()
+        self.motion[1:n] = motion
+        self.chain.zero_()
+        self.chain[1:n] = torch.tensor([int(c < KEY_CHAIN_GAIN * g) for c, g in zip(costs, gray)])
+        self.moves = displacements(self.motion).to(frames.device)
+
+    def set_motion(self, reference: torch.Tensor, frames: torch.Tensor, bit_cost: float,
+                   noise: float, chain_gain: float) -> None:
+        """Render the next (warm) group on the motion prediction of ``frames`` ``(n, 3, H, W)``
+        from ``reference`` (the previous group's last decoded frame) or, with ``chain`` where
+        that search costs below ``chain_gain`` times the other, of each frame from the frame
+        before; its grids restart from zero, as they code what the prediction misses.
+        ``bit_cost``: what one bit of motion is worth in squared error; ``noise``: the mean
+        squared error of the decoded frames so far (:func:`nirvana.motion.estimate`). Key
+        groups are fresh models, rendered on mid-gray (and chained: :meth:`set_key_motion`)."""
+        n, _, height, width = frames.shape
+        motion, costs = estimate(reference.cpu(), frames.cpu(), self.cfg.motion, bit_cost)
+        chained = False
+        if self.chain is not None and n > 1:
+            other, other_costs = estimate(reference.cpu(), frames.cpu(), self.cfg.motion, bit_cost, chain=True)
+            # both searches compared on the source frames: less the reference's coding noise,
+            # which every frame of the group carries either way
+            source_cost = max(sum(costs) - noise * 3 * height * width * n, 1e-9)
+            chained = sum(other_costs) < chain_gain * source_cost
+            if chained:
+                motion = other
+        self.motion.zero_()
+        self.motion[:n] = motion
+        moves = displacements(self.motion).to(reference.device)
+        self.reference = reference
+        self.base = torch.stack([shift(reference, move, self.cfg.motion) for move in moves])
+        self.moves = moves if chained else None
+        if self.chain is not None:
+            self.chain.fill_(1 if chained else 0)
+            self.chain[0] = 0
         with torch.no_grad():
             self.quant.weight[:sum(self.sizes[:self.cfg.levels])] = 0
 
     def integer_latents(self) -> list[np.ndarray]:
-        extra = [] if self.motion is None else [self.motion.numpy().copy()]
+        extra = [t.numpy().copy() for t in (self.motion, self.chain) if t is not None]
         return super().integer_latents() + extra
 
     def steps(self) -> list[float]:
-        return super().steps() + ([] if self.motion is None else [1.0])
+        return super().steps() + [1.0 for t in (self.motion, self.chain) if t is not None]
 
     def carry(self, flat: torch.Tensor) -> torch.Tensor:
         """A flat vector (weights or latents in file order) with every grid level's time

@@ -128,7 +128,8 @@ def _grid_config(width: int, height: int, **overrides) -> GridConfig:
     16×16 blocks, 32×32 from 720p."""
     levels = max(1, min(7, int(math.log2(max(1, min(width, height) // 4))) + 1))
     motion = 16 if width * height < 1280 * 720 else 32
-    return replace(GridConfig(levels=levels, motion=motion), **{k: v for k, v in overrides.items() if v is not None})
+    return replace(GridConfig(levels=levels, motion=motion, chain=1),
+                   **{k: v for k, v in overrides.items() if v is not None})
 
 
 def _grid_render(tensors: list[list[torch.Tensor]], cfg: GridConfig, group_size: int,

@@ -1,16 +1,19 @@
-"""Block motion for the ``grid`` kind: each frame of a warm group starts from the previous
-group's last decoded frame, moved block by block by whole pixels.
+"""Block motion for the ``grid`` kind: each frame of a warm group starts from a decoded frame,
+moved block by block by whole pixels.
 
 A group's motion is one int tensor ``(G, 2, ceil(H / B), ceil(W / B))`` of B×B blocks: for
 frame ``t`` and block ``(i, j)`` the displacement ``(dy, dx)`` *minus* that of frame ``t - 1``
 (frame ``-1``: zero), since a block's motion changes little from frame to frame and those
 differences cost fewer bits. :func:`displacements` sums them back and clamps each to
-``±MOTION_RANGE`` (so a hostile file can only move blocks within that range).
-:func:`predict` copies every pixel of a block from the reference at its displacement (rows
-and columns clamped to the frame): integer indexing, so encoder and decoder get the same
-prediction on any machine from the same reference. The group's frames are the prediction
-plus what its grids and synthesis network render (:mod:`nirvana.grid`). :func:`estimate`
-is the encoder's search (it sits here because it is small and pure; the decoder never calls it).
+``±MOTION_RANGE`` (so a hostile file can only move blocks within that range). A frame is
+moved from the previous group's last decoded frame or, with the ``chain`` of
+:mod:`nirvana.grid`, where the group says so, from the frame before it as decoded
+(:func:`to_reference`). :func:`shift` copies every pixel of a block from the reference at its
+displacement (rows and columns clamped to the frame): integer indexing, so encoder and
+decoder get the same prediction on any machine from the same decoded frames. The group's
+frames are the prediction plus what its grids and synthesis network render
+(:mod:`nirvana.grid`). :func:`estimate` is the encoder's search (it sits here because it is
+small and pure; the decoder never calls it).
 
 Example:
     >>> ref = torch.arange(64.0).reshape(1, 8, 8).expand(3, 8, 8)
@@ -47,18 +50,27 @@ def displacements(deltas: torch.Tensor) -> torch.Tensor:
 
 
 def predict(reference: torch.Tensor, deltas: torch.Tensor, block: int, count: int) -> torch.Tensor:
-    """The first ``count`` frames' prediction ``(count, 3, H, W)`` from ``reference``
+    """The first ``count`` frames' prediction ``(count, 3, H, W)`` from one ``reference``
     ``(3, H, W)`` and a group's motion tensor."""
-    _, height, width = reference.shape
     moves = displacements(deltas[:count]).to(reference.device)
+    return torch.stack([shift(reference, move, block) for move in moves.unbind(0)])
+
+
+def shift(reference: torch.Tensor, move: torch.Tensor, block: int) -> torch.Tensor:
+    """One frame's prediction ``(3, H, W)``: every B×B block of ``reference`` ``(3, H, W)``
+    taken from its displacement ``move`` ``(2, By, Bx)``, rows and columns clamped to the frame."""
+    _, height, width = reference.shape
     rows = torch.arange(height, device=reference.device)
     cols = torch.arange(width, device=reference.device)
-    frames = []
-    for dy, dx in moves.unbind(0):
-        y = rows[:, None] + _per_pixel(dy, block, height, width)
-        x = cols[None, :] + _per_pixel(dx, block, height, width)
-        frames.append(reference[:, y.clamp(0, height - 1), x.clamp(0, width - 1)])
-    return torch.stack(frames)
+    y = (rows[:, None] + _per_pixel(move[0], block, height, width)).clamp(0, height - 1)
+    x = (cols[None, :] + _per_pixel(move[1], block, height, width)).clamp(0, width - 1)
+    return reference[:, y, x]
+
+
+def to_reference(frame: torch.Tensor) -> torch.Tensor:
+    """A rendered frame as the decoder outputs it (rounded to 8 bits), in [0, 1]: what a
+    later frame is predicted from, identical to ``to_uint8(frame) / 255``."""
+    return torch.round(frame.clamp(0, 1) * 255) / 255
 
 
 def _per_pixel(values: torch.Tensor, block: int, height: int, width: int) -> torch.Tensor:
@@ -66,28 +78,53 @@ def _per_pixel(values: torch.Tensor, block: int, height: int, width: int) -> tor
     return values.repeat_interleave(block, 0).repeat_interleave(block, 1)[:height, :width]
 
 
-def estimate(reference: torch.Tensor, frames: torch.Tensor, block: int, bit_cost: float) -> torch.Tensor:
+def estimate(reference: torch.Tensor, frames: torch.Tensor, block: int, bit_cost: float,
+             chain: bool = False) -> tuple[torch.Tensor, list[float]]:
     """The motion tensor (int32) that moves ``reference`` ``(3, H, W)`` onto each of
-    ``frames`` ``(n, 3, H, W)``: per block the displacement with the smallest squared error
-    plus ``bit_cost`` times the bits of its change from the frame before (about
+    ``frames`` ``(n, 3, H, W)``, and its cost per frame: per block the displacement with the smallest
+    squared error plus ``bit_cost`` times the bits of its change from the frame before (about
     ``1 + 2·log2(1 + |change|)`` per axis), searched coarse to fine: quarter resolution
-    ±:data:`SEARCH_COARSE`, then whole pixels around that and around the frame before's."""
+    ±:data:`SEARCH_COARSE`, then whole pixels around that and around the frame before's.
+
+    With ``chain`` every frame after the first is moved from the frame before instead: its
+    source frame, as the decoded one does not exist yet, so the cost leaves out the coding
+    noise that the decoded frame will carry.
+    """
     n, _, height, width = frames.shape
     blocks = motion_shape(n, height, width, block)[2:]
     previous = torch.zeros((2, *blocks), dtype=torch.int64)
-    moves = []
-    small_ref, small_frames = F.avg_pool2d(reference[None], 4, ceil_mode=True)[0], F.avg_pool2d(frames, 4, ceil_mode=True)
-    full, small = _padded(reference, 1), _padded(small_ref, 4)  # once: every search reads them
+    small_frames = F.avg_pool2d(frames, 4, ceil_mode=True)
+    source = _Padded(reference, F.avg_pool2d(reference[None], 4, ceil_mode=True)[0])
+    moves, costs = [], []
     for t in range(n):
-        coarse, _ = _search(small, small_frames[t], max(1, block // 4), blocks,
-                            torch.div(previous, 4, rounding_mode="floor"), SEARCH_COARSE, scale=4)
-        found = [_search(full, frames[t], block, blocks, centre, radius, 1, previous, bit_cost)
-                 for centre, radius in ((coarse * 4, SEARCH_FINE), (previous, 1))]
-        (a, cost_a), (b, cost_b) = found
-        previous = torch.where(cost_b <= cost_a, b, a)
+        previous, cost = _search_reference(source, frames[t], small_frames[t], block, blocks, previous, bit_cost)
         moves.append(previous)
+        costs.append(float(cost.sum()))
+        if chain:
+            source = _Padded(frames[t], small_frames[t])
     moves = torch.stack(moves)
-    return torch.diff(moves, dim=0, prepend=torch.zeros_like(moves[:1])).to(torch.int32)
+    return torch.diff(moves, dim=0, prepend=torch.zeros_like(moves[:1])).to(torch.int32), costs
+
+
+class _Padded:
+    """A reference at full and quarter resolution, padded once: every search reads them."""
+
+    def __init__(self, full: torch.Tensor, small: torch.Tensor):
+        self.full, self.small = _padded(full, 1), _padded(small, 4)
+
+
+def _search_reference(ref: _Padded, frame: torch.Tensor, small_frame: torch.Tensor, block: int,
+                      blocks: tuple[int, int], previous: torch.Tensor,
+                      bit_cost: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Best displacement per block from one reference, and its cost: coarse, then fine around
+    the coarse result and around the frame before's displacement ``previous``."""
+    centre = previous
+    coarse, _ = _search(ref.small, small_frame, max(1, block // 4), blocks,
+                        torch.div(centre, 4, rounding_mode="floor"), SEARCH_COARSE, scale=4)
+    (a, cost_a), (b, cost_b) = [_search(ref.full, frame, block, blocks, c, radius, 1, centre, bit_cost)
+                                for c, radius in ((coarse * 4, SEARCH_FINE), (centre, 1))]
+    keep = cost_b <= cost_a
+    return torch.where(keep, b, a), torch.where(keep, cost_b, cost_a)
 
 
 def _padded(reference: torch.Tensor, scale: int) -> torch.Tensor:

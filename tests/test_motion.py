@@ -3,6 +3,8 @@ values, and files whose warm groups render on the previous group's last decoded 
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 import torch
@@ -10,9 +12,10 @@ import torch
 import codec
 from codec.bitstream import NirvReader
 from codec.decoder import decoded_groups
-from nirvana.grid import GridConfig
+from codec.video import VideoWriter
+from nirvana.grid import GridConfig, render, tensor_shapes
 from nirvana.kinds import KINDS
-from nirvana.motion import MOTION_RANGE, displacements, estimate, motion_shape, predict
+from nirvana.motion import MOTION_RANGE, displacements, estimate, motion_shape, predict, shift, to_reference
 
 from conftest import CARPHONE, FAST, frames_of, run
 
@@ -65,7 +68,7 @@ def test_search_finds_a_known_motion():
     ref = smooth_image(2, 64, 96)
     velocity = (1, -2)  # pixels per frame
     frames = torch.stack([shifted(ref, velocity[0] * (t + 1), velocity[1] * (t + 1)) for t in range(4)])
-    deltas = estimate(ref, frames, 16, bit_cost=0.01)
+    deltas, _ = estimate(ref, frames, 16, bit_cost=0.01)
     moves = displacements(deltas)
     inner = moves[:, :, 1:-1, 1:-1]  # border blocks see repeated edge pixels
     for t in range(4):
@@ -76,17 +79,21 @@ def test_search_finds_a_known_motion():
 
 
 def test_old_config_blocks_read_as_no_motion():
-    cfg = GridConfig(levels=4, context=8, motion=16)
+    cfg = GridConfig(levels=4, context=8, motion=16, chain=1)
     packed = cfg.pack()
-    assert GridConfig.unpack(packed[:-1]) == GridConfig(levels=4, context=8, motion=0)
-    assert GridConfig.unpack(packed[:-3]).context == 0
+    assert GridConfig.unpack(packed[:-1]) == GridConfig(levels=4, context=8, motion=16, chain=0)
+    assert GridConfig.unpack(packed[:-2]) == GridConfig(levels=4, context=8, motion=0)
+    assert GridConfig.unpack(packed[:-4]).context == 0
     with pytest.raises(ValueError, match="motion=6 is not a multiple of 4"):
-        GridConfig.unpack(packed[:-1] + bytes([6]))
+        GridConfig.unpack(packed[:-2] + bytes([6, 0]))
+    with pytest.raises(ValueError, match="chain=2 is outside 0..1"):
+        GridConfig.unpack(packed[:-1] + bytes([2]))
 
 
 def test_default_grid_config_has_motion():
     assert KINDS["grid"].default_config(176, 144).motion == 16
     assert KINDS["grid"].default_config(1920, 1080).motion == 32
+    assert KINDS["grid"].default_config(176, 144).chain == 1
     assert KINDS["grid"].uses_reference(GridConfig(motion=16))
     assert not KINDS["grid"].uses_reference(GridConfig(motion=0))
 
@@ -131,3 +138,97 @@ def test_warm_groups_cost_less_with_motion(tmp_path):
     warm = {m: [g for g in r.groups if not g.key] for m, r in reports.items()}
     assert sum(g.bytes for g in warm[16]) < 0.8 * sum(g.bytes for g in warm[0])
     assert reports[16].psnr > reports[0].psnr - 0.5
+
+
+def cross_fade(frames: int, height: int, width: int) -> torch.Tensor:
+    """``(n, 3, H, W)``: one texture fading into another, 1/16 per frame, which no motion of
+    an earlier frame predicts but the frame before predicts well."""
+    a, b = smooth_image(5, height, width), smooth_image(6, height, width)
+    return torch.stack([(1 - t / 16) * a + t / 16 * b for t in range(frames)]).clamp(0, 1)
+
+
+def test_the_chained_search_moves_each_frame_from_the_frame_before():
+    frames = cross_fade(9, 32, 48)
+    fixed, fixed_cost = estimate(frames[0], frames[1:], 16, bit_cost=0.01)
+    chained, chained_cost = estimate(frames[0], frames[1:], 16, bit_cost=0.01, chain=True)
+    assert sum(chained_cost) < 0.1 * sum(fixed_cost)  # errors 1 + 1 + ... against 1 + 4 + 9 + ...
+    assert len(fixed_cost) == 8 and fixed_cost[-1] > 50 * fixed_cost[0]  # per frame
+    velocity = torch.stack([shifted(frames[0], 0, 2 * t) for t in range(1, 5)])  # 2 px per frame
+    deltas, _ = estimate(frames[0], velocity, 16, bit_cost=0.01, chain=True)
+    inner = displacements(deltas)[:, 1, 1:-1, :-1]
+    assert inner.eq(2).all()  # each frame moves 2 px from the frame before, not 2t from the first
+
+
+def test_a_chained_group_renders_each_frame_on_the_frame_before():
+    """Warm: residual + the frame before moved; key: the residual's change + the frame before."""
+    cfg = GridConfig(levels=2, hidden=4, layers=1, convs=0, context=0, motion=8, chain=1)
+    shapes = tensor_shapes(cfg, group_size=3, height=16, width=24)
+    assert shapes[-2:] == [motion_shape(3, 16, 24, 8), (3,)]
+    gen = torch.Generator().manual_seed(1)
+    tensors = [torch.randn(s, generator=gen) * 0.1 for s in shapes[:-2]]
+    motion = torch.zeros(shapes[-2])
+    motion[:, 1] = 1  # one column to the right per frame
+    reference = smooth_image(3, 16, 24)
+    chained = render(tensors + [motion, torch.tensor([0.0, 1.0, 1.0])], cfg, 3, 16, 24, reference=reference)
+    residual = render(tensors + [torch.zeros(shapes[-2]), torch.zeros(3)], cfg, 3, 16, 24, reference=torch.zeros(3, 16, 24))
+    moves = displacements(motion)
+    expected = residual[0] + shift(reference, moves[0], 8)
+    assert torch.allclose(chained[0], expected)
+    for t in (1, 2):  # from the frame before, rounded as the decoder outputs it
+        expected = residual[t] + shift(to_reference(chained[t - 1]), moves[t], 8)
+        assert torch.allclose(chained[t], expected)
+    # a key group (no reference) adds the change of the residual: its grids hold the content
+    key = render(tensors + [motion, torch.tensor([0.0, 1.0, 1.0])], cfg, 3, 16, 24)
+    assert torch.allclose(key[0], residual[0] + 0.5)
+    for t in (1, 2):
+        expected = residual[t] - residual[t - 1] + shift(to_reference(key[t - 1]), moves[t], 8)
+        assert torch.allclose(key[t], expected)
+    # whatever else a hostile chain tensor holds means "from the previous group's frame"
+    hostile = render(tensors + [motion, torch.tensor([float("nan"), 7.0, -1.0])], cfg, 3, 16, 24,
+                     reference=reference)
+    unchained = render(tensors + [motion, torch.zeros(3)], cfg, 3, 16, 24, reference=reference)
+    assert torch.equal(hostile, unchained)
+    assert not torch.allclose(unchained[2], chained[2])
+
+
+@pytest.fixture(scope="module")
+def fading_clip(tmp_path_factory):
+    """16 frames of a cross-fade in two groups of 8 (a key group and a warm one) with chain
+    on, and its reconstruction."""
+    folder = tmp_path_factory.mktemp("chain")
+    frames = (cross_fade(16, 32, 48) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    with VideoWriter(folder / "fade", 48, 32, Fraction(25)) as out:
+        for frame in frames:
+            out.write(frame)
+    path, recon = folder / "c.nirv", folder / "recon.y4m"
+    run("encode", str(folder / "fade"), "--fps", "25", "-o", str(path), "--group-size", "8", "--motion", "16",
+        "--chain", "--key-iterations", "150", "--iterations", "40", "--recon", str(recon), "--threads", "1", "-q")
+    return path, recon, folder
+
+
+def test_a_chained_warm_group_decodes_to_the_encoders_reconstruction(fading_clip):
+    path, recon, folder = fading_clip
+    with NirvReader(path) as reader:
+        assert reader.header.network.chain == 1
+        shapes = KINDS["grid"].tensor_shapes(reader.header.network, 8, 32, 48)
+        key = reader.read_payload(0, shapes, None)
+        warm = reader.read_payload(1, shapes, key)
+        assert list(key.latents[-1]) == [0, 1, 1, 1, 1, 1, 1, 1]  # every frame after a cut-free first
+        assert list(warm.latents[-1]) == [0, 1, 1, 1, 1, 1, 1, 1]  # the search chose the chain
+        whole = torch.cat([g for _, g in decoded_groups(reader, 0, 16)])
+        part = torch.cat([g for _, g in decoded_groups(reader, 11, 13)])
+    assert torch.equal(part, whole[8:16])  # group 1, rendered from its first frame on
+    run("decode", str(path), "-o", str(folder / "out.y4m"), "-q")
+    assert np.array_equal(frames_of(folder / "out.y4m"), frames_of(recon))
+    text = run("info", str(path))
+    assert "    1 chain " in text and "chain  " in text.split("bytes per tensor")[1]  # group 1; the tensor
+
+
+def test_no_chain_leaves_the_chain_out_of_the_file(fading_clip, tmp_path):
+    _, _, folder = fading_clip
+    path = tmp_path / "n.nirv"
+    run("encode", str(folder / "fade"), "--fps", "25", "-o", str(path), "--frames", "0:9", "--group-size", "8",
+        "--no-chain", "--key-iterations", "20", "--iterations", "5", "--threads", "1", "-q")
+    with NirvReader(path) as reader:
+        assert reader.header.network.chain == 0
+    assert "chain" not in run("info", str(path)).split("bytes per tensor")[1]

@@ -47,9 +47,11 @@ Header, versions 2 and 3 (:mod:`.header`; the common fields and their bounds are
              layers u8 (0..4)  convs u8 (0..4)  context u8 (0..32: hidden units of the
              context model, 0 none)  context_inputs u8 (0..15: its features, bits 1 spatial,
              2 previous time slot, 4 coarser level, 8 previous group)  motion u8 (0..64,
-             multiple of 4: block size of warm groups' motion, 0 none); a 6-byte block
-             (written before the context model) reads as context 0, motion 0, and an
-             8-byte block (before motion) as motion 0
+             multiple of 4: block size of warm groups' motion, 0 none)  chain u8 (0..1:
+             with motion, a warm group may move each frame from the frame before); a 6-byte
+             block (written before the context model) reads as context 0, motion 0, an
+             8-byte block (before motion) as motion 0, and a 9-byte block (before the
+             chain) as chain 0
 
 Header, version 1 (38 bytes; siren only, read but no longer written)::
 
@@ -63,7 +65,9 @@ kind's file order (``nirvana.kinds``: for ``siren`` the stem, conv and bias weig
 and, with motion, the motion tensor: int32 ``(G, 2, ceil(H / B), ceil(W / B))``, scale 1,
 per frame and B×B block the change of the (dy, dx) displacement from the frame before;
 zero in key groups; a warm group's frames are rendered on the previous group's last decoded
-frame moved by the displacements, clamped to ±64 pixels, see :mod:`nirvana.motion`)::
+frame moved by the displacements, clamped to ±64 pixels, see :mod:`nirvana.motion`; with
+chain, last, the chain tensor: int32 ``(G,)``, scale 1, per frame 1 where the frame is moved
+from the frame before as decoded instead, anything else meaning 0; zero in key groups)::
 
     u8     flags       bit 0: key group; other bits 0
     u8     num_frames  frames in this group (>= 1; == min(group_size, frames left))
