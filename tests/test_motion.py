@@ -232,3 +232,16 @@ def test_no_chain_leaves_the_chain_out_of_the_file(fading_clip, tmp_path):
     with NirvReader(path) as reader:
         assert reader.header.network.chain == 0
     assert "chain" not in run("info", str(path)).split("bytes per tensor")[1]
+
+
+def test_a_key_group_chains_every_frame_but_the_first_and_a_cut():
+    from nirvana.grid_model import GridNet
+
+    cfg = GridConfig(levels=2, hidden=4, layers=1, convs=0, context=0, motion=16, chain=1)
+    net = GridNet(cfg, 8, 32, 48, torch.Generator().manual_seed(0))
+    a, b = smooth_image(7, 32, 48), smooth_image(8, 32, 48)
+    frames = torch.stack([shifted(a, 0, t) for t in range(4)] + [shifted(b, 0, t) for t in range(4)])
+    net.set_key_motion(frames, bit_cost=0.01)
+    assert net.chain.tolist() == [0, 1, 1, 1, 0, 1, 1, 1]
+    inner = displacements(net.motion)[:, 1, 1:-1, :-1]
+    assert inner[[1, 2, 3, 5, 6, 7]].eq(1).all()  # one column per frame, from the frame before

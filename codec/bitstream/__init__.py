@@ -64,10 +64,11 @@ kind's file order (``nirvana.kinds``: for ``siren`` the stem, conv and bias weig
 ``grid`` the latent levels from the finest, then the synthesis weights, the context model's
 and, with motion, the motion tensor: int32 ``(G, 2, ceil(H / B), ceil(W / B))``, scale 1,
 per frame and B×B block the change of the (dy, dx) displacement from the frame before;
-zero in key groups; a warm group's frames are rendered on the previous group's last decoded
-frame moved by the displacements, clamped to ±64 pixels, see :mod:`nirvana.motion`; with
-chain, last, the chain tensor: int32 ``(G,)``, scale 1, per frame 1 where the frame is moved
-from the frame before as decoded instead, anything else meaning 0; zero in key groups)::
+zero in key groups without chain; a warm group's frames are rendered on the previous group's
+last decoded frame moved by the displacements, clamped to ±64 pixels, see :mod:`nirvana.motion`;
+with chain, last, the chain tensor: int32 ``(G,)``, scale 1, per frame 1 where the frame (not
+the first) is moved from the frame before as decoded instead, anything else meaning 0; in a
+key group such a frame adds the change of the synthesis output, see :func:`nirvana.grid.render`)::
 
     u8     flags       bit 0: key group; other bits 0
     u8     num_frames  frames in this group (>= 1; == min(group_size, frames left))
