@@ -103,7 +103,6 @@ class GroupFitter:
         self.previous: torch.Tensor | None = None  # flat latents of the last group
         self.last_frame: torch.Tensor | None = None  # for scene-cut detection
         self.reference: torch.Tensor | None = None  # the last decoded frame (3, H, W), for motion
-        self.noise = 0.0  # its mean squared error
         self.recent_changes: list[float] = []  # frame-to-frame PSNRs lately (dB)
 
     def _start_key_group(self, group_index: int) -> None:
@@ -127,6 +126,7 @@ class GroupFitter:
         target = frames.to(self.device)
         if key:  # forget what came before, so that a segment fits the same on any worker
             self.last_frame, self.recent_changes = None, []
+        source = self.last_frame  # the previous group's last source frame
         changes = frame_changes(self.last_frame, target)
         cut = not key and is_scene_cut(changes, self.recent_changes, cfg.cut_psnr, cfg.cut_drop)
         self.last_frame = target[-1:]
@@ -135,7 +135,7 @@ class GroupFitter:
             reference = self.reference if self.kind.uses_reference(self.net_cfg) else None
             if reference is not None:
                 # loss · 3 · pixels = squared error summed over channels + 3λ · bits
-                self.net.set_motion(reference, target, MOTION_BIT_COST * 3 * cfg.rate_lambda, self.noise,
+                self.net.set_motion(reference, target, MOTION_BIT_COST * 3 * cfg.rate_lambda, source[0],
                                     cfg.chain_gain)
             return self._run(target, cfg.iterations, progress, group_index, reference)
         self._start_key_group(group_index)
@@ -216,7 +216,6 @@ class GroupFitter:
             est = float(net.coded_bits(ints, references))
         self.previous = ints
         self.reference = to_uint8(recon[n - 1]).float() / 255
-        self.noise = float((err[n - 1] ** 2).mean())
         return GroupFit(previous is None, latents, steps, recon, frame_psnrs, it, est)
 
 

@@ -115,23 +115,25 @@ class GridNet(QuantizedModel):
         self.moves = displacements(self.motion).to(frames.device)
 
     def set_motion(self, reference: torch.Tensor, frames: torch.Tensor, bit_cost: float,
-                   noise: float, chain_gain: float) -> None:
+                   source: torch.Tensor, chain_gain: float) -> None:
         """Render the next (warm) group on the motion prediction of ``frames`` ``(n, 3, H, W)``
-        from ``reference`` (the previous group's last decoded frame) or, with ``chain`` where
-        that search costs below ``chain_gain`` times the other, of each frame from the frame
-        before; its grids restart from zero, as they code what the prediction misses.
-        ``bit_cost``: what one bit of motion is worth in squared error; ``noise``: the mean
-        squared error of the decoded frames so far (:func:`nirvana.motion.estimate`). Key
-        groups are fresh models, rendered on mid-gray (and chained: :meth:`set_key_motion`)."""
-        n, _, height, width = frames.shape
-        motion, costs = estimate(reference.cpu(), frames.cpu(), self.cfg.motion, bit_cost)
+        from ``reference`` (the previous group's last decoded frame) or, with ``chain``, of
+        each frame from the frame before; its grids restart from zero, as they code what the
+        prediction misses. ``bit_cost``: what one bit of motion is worth in squared error
+        (:func:`nirvana.motion.estimate`). The group is chained where the chained search
+        for its frames after the first (from the source frames before, as the decoded ones do
+        not exist yet) costs below ``chain_gain`` times their search from ``source``, the
+        previous group's last source frame: source against source, as neither carries coding
+        noise. Key groups are fresh
+        models, rendered on mid-gray (and chained: :meth:`set_key_motion`)."""
+        n = frames.shape[0]
+        motion, _ = estimate(reference.cpu(), frames.cpu(), self.cfg.motion, bit_cost)
         chained = False
         if self.chain is not None and n > 1:
             other, other_costs = estimate(reference.cpu(), frames.cpu(), self.cfg.motion, bit_cost, chain=True)
-            # both searches compared on the source frames: less the reference's coding noise,
-            # which every frame of the group carries either way
-            source_cost = max(sum(costs) - noise * 3 * height * width * n, 1e-9)
-            chained = sum(other_costs) < chain_gain * source_cost
+            _, source_costs = estimate(source.cpu(), frames.cpu(), self.cfg.motion, bit_cost)
+            # frame 0 moves from the reference either way: the frames after it decide
+            chained = sum(other_costs[1:]) < chain_gain * sum(source_costs[1:])
             if chained:
                 motion = other
         self.motion.zero_()
