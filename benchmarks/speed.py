@@ -39,6 +39,7 @@ from nirvana.config import fit_config
 from nirvana.fit import GroupFitter
 from nirvana.kernels import torch_fallback
 from nirvana.kinds import KINDS, Kind
+from nirvana.network import weights_from_integers
 from nirvana.render import to_uint8
 
 DEFAULT_SIZES = ("176x144", "640x272", "1920x1080")
@@ -84,9 +85,10 @@ def render_speed(kind: Kind, cfg, group_size: int, width: int, height: int, devi
                  seconds: float, batch: int) -> float:
     """Frames per second of rendering ``batch`` groups at a time to 8-bit frames, as the decoder
     does."""
-    weights = [[w.to(device) for w in kind.make_model(cfg, group_size, height, width,
-                                                      torch.Generator().manual_seed(i)).quant.exact()]
-               for i in range(batch)]
+    models = [kind.make_model(cfg, group_size, height, width, torch.Generator().manual_seed(i))
+              for i in range(batch)]
+    # every tensor of the file, searched ones (grid motion) included, as the decoder has them
+    weights = [weights_from_integers(m.integer_latents(), m.steps(), device) for m in models]
 
     def render() -> None:
         to_uint8(kind.render_groups(weights, cfg, group_size, height, width))
