@@ -132,8 +132,10 @@ class GridNet(QuantizedModel):
         if self.chain is not None and n > 1:
             other, other_costs = estimate(reference.cpu(), frames.cpu(), self.cfg.motion, bit_cost, chain=True)
             _, source_costs = estimate(source.cpu(), frames.cpu(), self.cfg.motion, bit_cost)
-            # frame 0 moves from the reference either way: the frames after it decide
-            chained = sum(other_costs[1:]) < chain_gain * sum(source_costs[1:])
+            # frame 0 moves from the reference either way: the frames after it decide, on their
+            # errors and motion bits less the bit a block pays per axis even for no change
+            floor = 2 * self.motion[0, 0].numel() * (n - 1) * bit_cost
+            chained = sum(other_costs[1:]) - floor < chain_gain * (sum(source_costs[1:]) - floor)
             if chained:
                 motion = other
         self.motion.zero_()
