@@ -101,10 +101,10 @@ class FitConfig:
     residual_coding: bool = True  # code tensors against the previous group where smaller (ablation)
     carry_time: bool = True  # grid: warm start from, and predict from, the last time slot (ablation)
     # grid with chain: a warm group moves each frame from the frame before where that search
-    # (frames after the first) costs below this fraction of the search from the previous
-    # group's last frame, both on source frames. Per-group ratios: bikes 0.05..0.26 (chaining
-    # wins big), bigbuckbunny 0.18..0.39, carphone 0.29..0.74 (chaining every group cost
-    # 16..30 % more bits there, even at 0.68)
+    # (frames after the first, less the motion bits every block pays) costs below this
+    # fraction of the search from the previous group's last frame, both on source frames.
+    # Per-group ratios: bikes 0.04..0.29 (chaining wins big), bigbuckbunny 0.16..0.38,
+    # carphone 0.27..0.76 (chaining every group cost 16..30 % more bits there, even at 0.68)
     chain_gain: float = 0.25
     seed: int = 0
 
