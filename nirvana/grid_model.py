@@ -127,25 +127,26 @@ class GridNet(QuantizedModel):
         noise. Key groups are fresh
         models, rendered on mid-gray (and chained: :meth:`set_key_motion`)."""
         n = frames.shape[0]
-        motion, _ = estimate(reference.cpu(), frames.cpu(), self.cfg.motion, bit_cost)
-        chained = False
+        motion = None
         if self.chain is not None and n > 1:
-            other, other_costs = estimate(reference.cpu(), frames.cpu(), self.cfg.motion, bit_cost, chain=True)
+            chained, chained_costs = estimate(reference.cpu(), frames.cpu(), self.cfg.motion, bit_cost, chain=True)
             _, source_costs = estimate(source.cpu(), frames.cpu(), self.cfg.motion, bit_cost)
             # frame 0 moves from the reference either way: the frames after it decide, on their
             # errors and motion bits less the bit a block pays per axis even for no change
             floor = 2 * self.motion[0, 0].numel() * (n - 1) * bit_cost
-            chained = sum(other_costs[1:]) - floor < chain_gain * (sum(source_costs[1:]) - floor)
-            if chained:
-                motion = other
+            if sum(chained_costs[1:]) - floor < chain_gain * (sum(source_costs[1:]) - floor):
+                motion = chained
+        is_chained = motion is not None
+        if motion is None:  # searched only where it is used
+            motion, _ = estimate(reference.cpu(), frames.cpu(), self.cfg.motion, bit_cost)
         self.motion.zero_()
         self.motion[:n] = motion
         moves = displacements(self.motion).to(reference.device)
         self.reference = reference
         self.base = torch.stack([shift(reference, move, self.cfg.motion) for move in moves])
-        self.moves = moves if chained else None
+        self.moves = moves if is_chained else None
         if self.chain is not None:
-            self.chain.fill_(1 if chained else 0)
+            self.chain.fill_(1 if is_chained else 0)
             self.chain[0] = 0
         with torch.no_grad():
             self.quant.weight[:sum(self.sizes[:self.cfg.levels])] = 0
