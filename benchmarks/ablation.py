@@ -58,10 +58,13 @@ VARIANTS: dict[str, tuple[str, dict]] = {
                     {"network_overrides": {"context_inputs": 7}}),
     "ctx4": ("context model of width 4", {"context": 4}),
     "ctx16": ("context model of width 16", {"context": 16}),
-    # motion of warm groups (nirvana.motion; the default: 16x16 blocks below 720p)
+    # motion (nirvana.motion; the default: 16x16 blocks below 720p, half pixels, overlapped)
     "no_motion": ("no motion: warm groups render on mid-gray, not on the motion prediction", {"motion": 0}),
     "motion8": ("motion in 8x8 blocks", {"motion": 8}),
     "motion32": ("motion in 32x32 blocks", {"motion": 32}),
+    "whole_pixel": ("motion in whole pixels (no half-pixel positions)", {"subpel": 0}),
+    "quarter_pixel": ("motion in quarter pixels", {"subpel": 2}),
+    "no_overlap": ("no overlap: each pixel takes its own block's motion only", {"overlap": False}),
     "no_chain": ("no chain: every frame of a warm group moved from the previous group's last frame",
                  {"chain": False}),
     "chain_always": ("chain in every warm group, however little it saves",

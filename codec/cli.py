@@ -155,6 +155,12 @@ def main() -> None:
 @click.option("--chain/--no-chain", default=None,
               help="grid, with motion: let a warm group predict each frame from the frame before where that "
                    "is clearly cheaper (default: on).")
+@click.option("--subpel", type=int, default=None,
+              help="grid, with motion: motion in 1/2^N pixels, 0 = whole pixels, 1 = half, 2 = quarter "
+                   "(default 1).")
+@click.option("--overlap/--no-overlap", default=None,
+              help="grid, with motion: blend the four nearest blocks' predictions per pixel, so that the "
+                   "prediction has no block edges (default: on).")
 @click.option("--key-interval", type=int, default=None, help="A key group every N groups (default 20).")
 @click.option("--iterations", type=int, default=None, help="Iteration budget of a warm-started group (overrides the preset).")
 @click.option("--key-iterations", type=int, default=None, help="Iteration budget of a key group (overrides the preset).")
@@ -176,7 +182,7 @@ def main() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @_user_errors
 def encode(input, output, model, preset, quality, target_psnr, group_size, patch_size, hidden, channels,
-           levels, context, motion, chain, key_interval, iterations, key_iterations, frame_range, size, fps, ignore_trailing_bytes, device,
+           levels, context, motion, chain, subpel, overlap, key_interval, iterations, key_iterations, frame_range, size, fps, ignore_trailing_bytes, device,
            workers, threads, seed, stats_path, recon, resume, quiet):
     """Encode INPUT (a video file, raw .yuv, or PNG folder) into a .nirv file."""
     from codec.encoder import encode as run
@@ -185,7 +191,8 @@ def encode(input, output, model, preset, quality, target_psnr, group_size, patch
     try:
         report = run(input, output, model=model, preset=preset, quality=quality, target_psnr=target_psnr,
                      group_size=group_size, patch_size=patch_size, hidden=hidden, channels=channels, levels=levels,
-                     context=context, motion=motion, chain=chain, key_interval=key_interval, iterations=iterations,
+                     context=context, motion=motion, chain=chain, subpel=subpel, overlap=overlap,
+                     key_interval=key_interval, iterations=iterations,
                      key_iterations=key_iterations, start=start, stop=stop, size=_size(size), fps=fps, ignore_trailing_bytes=ignore_trailing_bytes,
                      device=device, workers=workers, threads=threads, seed=seed, stats_path=stats_path,
                      reconstruction=recon, resume=resume, progress=not quiet)

@@ -207,6 +207,8 @@ def encode(
     context: int | None = None,
     motion: int | None = None,
     chain: bool | None = None,
+    subpel: int | None = None,
+    overlap: bool | None = None,
     key_interval: int | None = None,
     iterations: int | None = None,
     key_iterations: int | None = None,
@@ -231,8 +233,9 @@ def encode(
     ``model`` picks the network kind (``grid`` or ``siren``, :mod:`nirvana.kinds`);
     ``patch_size`` applies to ``siren`` only, ``levels``, ``context`` (the width of the
     context entropy model, 0 for none), ``motion`` (the block size of warm groups' motion,
-    0 for none) and ``chain`` (whether a warm group may predict each frame from the frame
-    before) to ``grid`` only.
+    0 for none), ``chain`` (whether a warm group may predict each frame from the frame
+    before), ``subpel`` (motion in ``1/2^subpel`` pixels) and ``overlap`` (blend the
+    nearest blocks' predictions) to ``grid`` only.
 
     ``device`` names one device or a comma-separated list (one worker each);
     ``workers`` runs that many worker processes on a single named device, each with
@@ -256,7 +259,8 @@ def encode(
     writes = where.rank == 0
     check_options(model=model, preset=preset, quality=quality, target_psnr=target_psnr,
                   group_size=group_size, patch_size=patch_size, hidden=hidden, channels=channels,
-                  levels=levels, context=context, motion=motion, chain=chain, key_interval=key_interval,
+                  levels=levels, context=context, motion=motion, chain=chain, subpel=subpel,
+                  overlap=overlap, key_interval=key_interval,
                   iterations=iterations, key_iterations=key_iterations, start=start, stop=stop, size=size, fps=fps, seed=seed)
     check_resume(resume, reconstruction, where.world)
     output = Path(output)
@@ -287,7 +291,8 @@ def encode(
     else:
         net_cfg = kind.default_config(info.width, info.height, levels=levels, hidden=hidden,
                                       channels=channels, context=context, motion=motion,
-                                      chain=None if chain is None else int(chain))
+                                      chain=None if chain is None else int(chain), subpel=subpel,
+                                      overlap=None if overlap is None else int(overlap))
     net_cfg = replace(net_cfg, **(network_overrides or {}))
     header = Header(width=info.width, height=info.height, num_frames=num_frames,
                     fps_num=info.fps.numerator, fps_den=info.fps.denominator, group_size=group_size,

@@ -127,6 +127,8 @@ def check_options(
     context: int | None = None,
     motion: int | None = None,
     chain: bool | None = None,
+    subpel: int | None = None,
+    overlap: bool | None = None,
     key_interval: int | None = None,
     iterations: int | None = None,
     key_iterations: int | None = None,
@@ -149,7 +151,8 @@ def check_options(
     _check_real("--target-psnr", target_psnr, 0.0, 100.0, " dB")
     _check_network(model, {"patch_size": patch_size, "hidden": hidden, "channels": channels,
                            "levels": levels, "context": context, "motion": motion,
-                           "chain": None if chain is None else int(chain)}, group_size)
+                           "chain": None if chain is None else int(chain), "subpel": subpel,
+                           "overlap": None if overlap is None else int(overlap)}, group_size)
     _check_int("--key-interval", key_interval, *_bounds(Header, "key_interval"))
     _check_int("--iterations", iterations, 1, U32_MAX)
     _check_int("--key-iterations", key_iterations, 1, U32_MAX)

@@ -63,6 +63,8 @@ class GridConfig:
     context_inputs: int = spec("B", 0, 15, 15)  # its features (nirvana.context: SPATIAL | ...)
     motion: int = spec("B", 0, 64, 0, multiple_of=4)  # block size of warm groups' motion (0: none)
     chain: int = spec("B", 0, 1, 0)  # with motion: a warm group may predict each frame from the one before
+    subpel: int = spec("B", 0, 2, 0)  # motion in 1/2^subpel pixels (bilinear between whole pixels)
+    overlap: int = spec("B", 0, 1, 0)  # motion: blend the four nearest blocks' predictions per pixel
 
     def pack(self) -> bytes:
         return _STRUCT.pack(*(getattr(self, f.name) for f in fields(self)))
@@ -85,7 +87,8 @@ class GridConfig:
 
 _STRUCT = struct.Struct("<" + "".join(f.metadata["fmt"] for f in fields(GridConfig)))
 # blocks written before later fields existed: those fields' values that mean "not used"
-_LATER_FIELDS = {6: b"\x00\x0f\x00\x00", 7: b"\x0f\x00\x00", 8: b"\x00\x00", 9: b"\x00"}
+_LATER_FIELDS = {6: b"\x00\x0f\x00\x00\x00\x00", 7: b"\x0f\x00\x00\x00\x00", 8: b"\x00\x00\x00\x00",
+                 9: b"\x00\x00\x00", 10: b"\x00\x00", 11: b"\x00"}
 
 
 def level_shape(cfg: GridConfig, level: int, group_size: int, height: int, width: int) -> tuple[int, ...]:
@@ -180,9 +183,9 @@ def render(tensors: list[torch.Tensor], cfg: GridConfig, group_size: int, height
         if t > 0 and chained[t]:
             before = to_reference(frames[-1][0])
             change = residual if reference is not None else residual - previous
-            frames.append(change + shift(before, moves[t], cfg.motion))
+            frames.append(change + shift(before, moves[t], cfg.motion, cfg.subpel, cfg.overlap))
         elif moves is not None and reference is not None:
-            frames.append(residual + shift(reference, moves[t], cfg.motion))
+            frames.append(residual + shift(reference, moves[t], cfg.motion, cfg.subpel, cfg.overlap))
         else:
             frames.append(residual + 0.5)
         previous = residual
@@ -196,6 +199,6 @@ def motion_references(tensors: list[torch.Tensor], cfg: GridConfig,
     hold anything but 1 in the chain tensor are not chained."""
     if not cfg.motion:
         return None, [False] * group_size
-    moves = displacements(tensors[-2 if cfg.chain else -1])
+    moves = displacements(tensors[-2 if cfg.chain else -1], cfg.subpel)
     chained = [bool(v == 1) for v in tensors[-1].tolist()] if cfg.chain else [False] * group_size
     return moves.to(tensors[0].device), chained

@@ -94,7 +94,7 @@ class GridNet(QuantizedModel):
             if t > 0 and self.chain[t] == 1:
                 before = frames[-1] + (to_reference(frames[-1].detach()) - frames[-1]).detach()
                 change = residuals[t] if self.reference is not None else residuals[t] - residuals[t - 1]
-                frames.append(change + shift(before, move, self.cfg.motion))
+                frames.append(change + shift(before, move, self.cfg.motion, self.cfg.subpel, self.cfg.overlap))
             else:
                 frames.append(residuals[t] + (self.base if isinstance(self.base, float) else self.base[t]))
         return torch.stack(frames), symbols
@@ -106,13 +106,14 @@ class GridNet(QuantizedModel):
         n = frames.shape[0]
         if self.chain is None or n < 2:
             return
-        motion, costs = estimate(frames[0].cpu(), frames[1:].cpu(), self.cfg.motion, bit_cost, chain=True)
+        motion, costs = estimate(frames[0].cpu(), frames[1:].cpu(), self.cfg.motion, bit_cost, chain=True,
+                                 subpel=self.cfg.subpel)
         gray = ((frames[1:] - 0.5) ** 2).sum((1, 2, 3)).tolist()
         self.motion.zero_()
         self.motion[1:n] = motion
         self.chain.zero_()
         self.chain[1:n] = torch.tensor([int(c < KEY_CHAIN_GAIN * g) for c, g in zip(costs, gray)])
-        self.moves = displacements(self.motion).to(frames.device)
+        self.moves = displacements(self.motion, self.cfg.subpel).to(frames.device)
 
     def set_motion(self, reference: torch.Tensor, frames: torch.Tensor, bit_cost: float,
                    source: torch.Tensor, chain_gain: float) -> None:
@@ -128,9 +129,10 @@ class GridNet(QuantizedModel):
         models, rendered on mid-gray (and chained: :meth:`set_key_motion`)."""
         n = frames.shape[0]
         motion = None
+        block, subpel = self.cfg.motion, self.cfg.subpel
         if self.chain is not None and n > 1:
-            chained, chained_costs = estimate(reference.cpu(), frames.cpu(), self.cfg.motion, bit_cost, chain=True)
-            _, source_costs = estimate(source.cpu(), frames.cpu(), self.cfg.motion, bit_cost)
+            chained, chained_costs = estimate(reference.cpu(), frames.cpu(), block, bit_cost, True, subpel)
+            _, source_costs = estimate(source.cpu(), frames.cpu(), block, bit_cost, subpel=subpel)
             # frame 0 moves from the reference either way: the frames after it decide, on their
             # errors and motion bits less the bit a block pays per axis even for no change
             floor = 2 * self.motion[0, 0].numel() * (n - 1) * bit_cost
@@ -138,12 +140,12 @@ class GridNet(QuantizedModel):
                 motion = chained
         is_chained = motion is not None
         if motion is None:  # searched only where it is used
-            motion, _ = estimate(reference.cpu(), frames.cpu(), self.cfg.motion, bit_cost)
+            motion, _ = estimate(reference.cpu(), frames.cpu(), block, bit_cost, subpel=subpel)
         self.motion.zero_()
         self.motion[:n] = motion
-        moves = displacements(self.motion).to(reference.device)
+        moves = displacements(self.motion, subpel).to(reference.device)
         self.reference = reference
-        self.base = torch.stack([shift(reference, move, self.cfg.motion) for move in moves])
+        self.base = torch.stack([shift(reference, move, block, subpel, self.cfg.overlap) for move in moves])
         self.moves = moves if is_chained else None
         if self.chain is not None:
             self.chain.fill_(1 if is_chained else 0)

@@ -125,10 +125,10 @@ def _grid_group_size(width: int, height: int) -> int:
 
 def _grid_config(width: int, height: int, **overrides) -> GridConfig:
     """Grid defaults: levels down to about 4×4 cells at the coarsest, at most 7; motion in
-    16×16 blocks, 32×32 from 720p."""
+    16×16 blocks, 32×32 from 720p, in half pixels, overlapped, with the chain."""
     levels = max(1, min(7, int(math.log2(max(1, min(width, height) // 4))) + 1))
     motion = 16 if width * height < 1280 * 720 else 32
-    return replace(GridConfig(levels=levels, motion=motion, chain=1),
+    return replace(GridConfig(levels=levels, motion=motion, chain=1, subpel=1, overlap=1),
                    **{k: v for k, v in overrides.items() if v is not None})
 
 

@@ -1,19 +1,21 @@
 """Block motion for the ``grid`` kind: each frame of a warm group starts from a decoded frame,
-moved block by block by whole pixels.
+moved block by block.
 
 A group's motion is one int tensor ``(G, 2, ceil(H / B), ceil(W / B))`` of B×B blocks: for
 frame ``t`` and block ``(i, j)`` the displacement ``(dy, dx)`` *minus* that of frame ``t - 1``
 (frame ``-1``: zero), since a block's motion changes little from frame to frame and those
-differences cost fewer bits. :func:`displacements` sums them back and clamps each to
-``±MOTION_RANGE`` (so a hostile file can only move blocks within that range). A frame is
-moved from the previous group's last decoded frame or, with the ``chain`` of
-:mod:`nirvana.grid`, where the group says so, from the frame before it as decoded
-(:func:`to_reference`). :func:`shift` copies every pixel of a block from the reference at its
-displacement (rows and columns clamped to the frame): integer indexing, so encoder and
-decoder get the same prediction on any machine from the same decoded frames. The group's
-frames are the prediction plus what its grids and synthesis network render
-(:mod:`nirvana.grid`). :func:`estimate` is the encoder's search (it sits here because it is
-small and pure; the decoder never calls it).
+differences cost fewer bits. Displacements count ``1/2^subpel`` pixels (whole pixels for
+``subpel`` 0). :func:`displacements` sums them back and clamps each to ``±MOTION_RANGE``
+pixels (so a hostile file can only move blocks within that range). A frame is moved from
+the previous group's last decoded frame or, with the ``chain`` of :mod:`nirvana.grid`,
+where the group says so, from the frame before it as decoded (:func:`to_reference`).
+:func:`shift` takes every pixel of a block from the reference at its displacement (rows
+and columns clamped to the frame; bilinear between whole pixels) and, with ``overlap``,
+blends the four nearest blocks' predictions per pixel. The weights are exact binary
+fractions applied in a fixed order, so encoder and decoder form the same prediction from
+the same decoded frames. The group's frames are the prediction plus what its grids and
+synthesis network render (:mod:`nirvana.grid`). :func:`estimate` is the encoder's search
+(it sits here because it is small and pure; the decoder never calls it).
 
 Example:
     >>> ref = torch.arange(64.0).reshape(1, 8, 8).expand(3, 8, 8)
@@ -21,6 +23,8 @@ Example:
     >>> deltas[0, 1] = 1  # every block takes its pixels one column to the right
     >>> predict(ref, deltas, 4, 1)[0, 0, 0].tolist()
     [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 7.0]
+    >>> predict(ref, deltas, 4, 1, subpel=1)[0, 0, 0].tolist()  # the same value: half a column
+    [0.5, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.0]
 """
 
 from __future__ import annotations
@@ -40,31 +44,93 @@ def motion_shape(group_size: int, height: int, width: int, block: int) -> tuple[
     return (group_size, 2, math.ceil(height / block), math.ceil(width / block))
 
 
-def displacements(deltas: torch.Tensor) -> torch.Tensor:
-    """Per-frame displacements ``(G, 2, By, Bx)`` int64 from the stored per-frame changes
-    (integers, or the decoder's float tensor of them; whatever a hostile file holds, the
-    result is within ±MOTION_RANGE)."""
+def displacements(deltas: torch.Tensor, subpel: int = 0) -> torch.Tensor:
+    """Per-frame displacements ``(G, 2, By, Bx)`` int64, in ``1/2^subpel`` pixels, from the
+    stored per-frame changes (integers, or the decoder's float tensor of them; whatever a
+    hostile file holds, the result is within ±MOTION_RANGE pixels)."""
     # an encoder writes changes within ±2·MOTION_RANGE; anything else is cut to that first
-    changes = torch.nan_to_num(deltas.double()).clamp(-2 * MOTION_RANGE, 2 * MOTION_RANGE)
-    return torch.cumsum(changes.to(torch.int64), dim=0).clamp(-MOTION_RANGE, MOTION_RANGE)
+    limit = MOTION_RANGE << subpel
+    changes = torch.nan_to_num(deltas.double()).clamp(-2 * limit, 2 * limit)
+    return torch.cumsum(changes.to(torch.int64), dim=0).clamp(-limit, limit)
 
 
-def predict(reference: torch.Tensor, deltas: torch.Tensor, block: int, count: int) -> torch.Tensor:
+def predict(reference: torch.Tensor, deltas: torch.Tensor, block: int, count: int,
+            subpel: int = 0, overlap: int = 0) -> torch.Tensor:
     """The first ``count`` frames' prediction ``(count, 3, H, W)`` from one ``reference``
     ``(3, H, W)`` and a group's motion tensor."""
-    moves = displacements(deltas[:count]).to(reference.device)
-    return torch.stack([shift(reference, move, block) for move in moves.unbind(0)])
+    moves = displacements(deltas[:count], subpel).to(reference.device)
+    return torch.stack([shift(reference, move, block, subpel, overlap) for move in moves.unbind(0)])
 
 
-def shift(reference: torch.Tensor, move: torch.Tensor, block: int) -> torch.Tensor:
+def shift(reference: torch.Tensor, move: torch.Tensor, block: int, subpel: int = 0,
+          overlap: int = 0) -> torch.Tensor:
     """One frame's prediction ``(3, H, W)``: every B×B block of ``reference`` ``(3, H, W)``
-    taken from its displacement ``move`` ``(2, By, Bx)``, rows and columns clamped to the frame."""
+    taken from its displacement ``move`` ``(2, By, Bx)`` in ``1/2^subpel`` pixels (bilinear
+    between whole pixels), rows and columns clamped to the frame. With ``overlap`` each pixel
+    blends the predictions of the four blocks whose centres surround it, weighted by its
+    distance to them (bilinear), so that the prediction has no edges along block borders."""
     _, height, width = reference.shape
-    rows = torch.arange(height, device=reference.device)
-    cols = torch.arange(width, device=reference.device)
-    y = (rows[:, None] + _per_pixel(move[0], block, height, width)).clamp(0, height - 1)
-    x = (cols[None, :] + _per_pixel(move[1], block, height, width)).clamp(0, width - 1)
-    return reference[:, y, x]
+    rows = torch.arange(height, device=reference.device)[:, None]
+    cols = torch.arange(width, device=reference.device)[None, :]
+    last = (height - 1, width - 1)
+    if not overlap:
+        dy, dx = (_per_pixel(m, block, height, width) for m in move)
+        return _blend(reference, _taps(rows, cols, dy, dx, subpel, last, width))
+    (ys, wys), (xs, wxs) = (_between_centres(block, n, count, reference.device)
+                            for n, count in ((height, move.shape[1]), (width, move.shape[2])))
+    taps = []
+    for y, wy in zip(ys, wys):
+        for x, wx in zip(xs, wxs):
+            v = move[:, y[:, None], x[None, :]]
+            weight = wy[:, None] * wx[None, :]
+            taps += [(index, weight if w is None else weight * w)
+                     for index, w in _taps(rows, cols, v[0], v[1], subpel, last, width)]
+    return _blend(reference, taps)
+
+
+def _between_centres(block: int, size: int, count: int,
+                     device: torch.device | str) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Along one axis of ``size`` pixels in blocks of ``block``: for every pixel the two
+    blocks whose centres surround it (clamped to the ``count`` blocks) and their bilinear
+    weights, which sum to 1 and are multiples of ``1 / (2·block)``."""
+    twice = 2 * torch.arange(size, device=device) - (block - 1)  # 2 · (distance to block 0's centre)
+    first = torch.div(twice, 2 * block, rounding_mode="floor")
+    near = (twice - first * 2 * block) / (2 * block)  # of the way to the next centre
+    return ([first.clamp(0, count - 1), (first + 1).clamp(0, count - 1)], [1 - near, near])
+
+
+Taps = list[tuple[torch.Tensor, torch.Tensor | None]]
+
+
+def _taps(rows: torch.Tensor, cols: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, subpel: int,
+          last: tuple[int, int], stride: int) -> Taps:
+    """The pixels that a read at ``rows + dy``, ``cols + dx`` blends (displacements in
+    ``1/2^subpel`` pixels, indices clamped to ``last``), as flat indices into a frame of row
+    length ``stride`` and weights: one pixel (weight None) at whole pixels, else four with
+    bilinear weights in steps of ``1/2^subpel``, exact in floating point."""
+    y, x = dy >> subpel, dx >> subpel  # floor
+    y0, x0 = (rows + y).clamp(0, last[0]), (cols + x).clamp(0, last[1])
+    if not subpel:
+        return [(y0 * stride + x0, None)]
+    unit = float(1 << subpel)
+    fy, fx = (dy - (y << subpel)) / unit, (dx - (x << subpel)) / unit
+    y1, x1 = (rows + y + 1).clamp(0, last[0]), (cols + x + 1).clamp(0, last[1])
+    return [(y0 * stride + x0, (1 - fy) * (1 - fx)), (y0 * stride + x1, (1 - fy) * fx),
+            (y1 * stride + x0, fy * (1 - fx)), (y1 * stride + x1, fy * fx)]
+
+
+def _blend(image: torch.Tensor, taps: Taps) -> torch.Tensor:
+    """``image`` ``(C, h, w)`` read at every tap (one gather for all: on a CPU the backward of
+    ``index_select`` is much faster than that of 2-D indexing) and summed with the taps'
+    weights, in order."""
+    shape = torch.broadcast_shapes(*(index.shape for index, _ in taps))
+    index = torch.cat([i.expand(shape).flatten() for i, _ in taps])
+    values = image.flatten(1).index_select(1, index).view(image.shape[0], len(taps), *shape)
+    out = None
+    for k, (_, weight) in enumerate(taps):
+        term = values[:, k] if weight is None else values[:, k] * weight
+        out = term if out is None else out + term
+    return out
 
 
 def to_reference(frame: torch.Tensor) -> torch.Tensor:
@@ -79,12 +145,13 @@ def _per_pixel(values: torch.Tensor, block: int, height: int, width: int) -> tor
 
 
 def estimate(reference: torch.Tensor, frames: torch.Tensor, block: int, bit_cost: float,
-             chain: bool = False) -> tuple[torch.Tensor, list[float]]:
-    """The motion tensor (int32) that moves ``reference`` ``(3, H, W)`` onto each of
-    ``frames`` ``(n, 3, H, W)``, and its cost per frame: per block the displacement with the smallest
-    squared error plus ``bit_cost`` times the bits of its change from the frame before (about
-    ``1 + 2·log2(1 + |change|)`` per axis), searched coarse to fine: quarter resolution
-    ±:data:`SEARCH_COARSE`, then whole pixels around that and around the frame before's.
+             chain: bool = False, subpel: int = 0) -> tuple[torch.Tensor, list[float]]:
+    """The motion tensor (int32, in ``1/2^subpel`` pixels) that moves ``reference``
+    ``(3, H, W)`` onto each of ``frames`` ``(n, 3, H, W)``, and its cost per frame: per block
+    the displacement with the smallest squared error plus ``bit_cost`` times the bits of its
+    change from the frame before (about ``1 + 2·log2(1 + |change|)`` per axis), searched
+    coarse to fine: quarter resolution ±:data:`SEARCH_COARSE`, then whole pixels around that
+    and around the frame before's, then halving the step down to ``1/2^subpel`` pixels.
 
     With ``chain`` every frame after the first is moved from the frame before instead: its
     source frame, as the decoded one does not exist yet, so the cost leaves out the coding
@@ -97,7 +164,8 @@ def estimate(reference: torch.Tensor, frames: torch.Tensor, block: int, bit_cost
     source = _Padded(reference, F.avg_pool2d(reference[None], 4, ceil_mode=True)[0])
     moves, costs = [], []
     for t in range(n):
-        previous, cost = _search_reference(source, frames[t], small_frames[t], block, blocks, previous, bit_cost)
+        previous, cost = _search_reference(source, frames[t], small_frames[t], block, blocks, previous,
+                                           bit_cost, subpel)
         moves.append(previous)
         costs.append(float(cost.sum()))
         if chain:
@@ -114,37 +182,45 @@ class _Padded:
 
 
 def _search_reference(ref: _Padded, frame: torch.Tensor, small_frame: torch.Tensor, block: int,
-                      blocks: tuple[int, int], previous: torch.Tensor,
-                      bit_cost: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Best displacement per block from one reference, and its cost: coarse, then fine around
-    the coarse result and around the frame before's displacement ``previous``."""
-    centre = previous
+                      blocks: tuple[int, int], previous: torch.Tensor, bit_cost: float,
+                      subpel: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Best displacement per block (in ``1/2^subpel`` pixels) from one reference, and its
+    cost: coarse, then whole pixels around the coarse result and around the frame before's
+    displacement ``previous``, then finer steps around the best."""
+    unit = 1 << subpel
     coarse, _ = _search(ref.small, small_frame, max(1, block // 4), blocks,
-                        torch.div(centre, 4, rounding_mode="floor"), SEARCH_COARSE, scale=4)
-    (a, cost_a), (b, cost_b) = [_search(ref.full, frame, block, blocks, c, radius, 1, centre, bit_cost)
-                                for c, radius in ((coarse * 4, SEARCH_FINE), (centre, 1))]
+                        torch.div(previous, 4 * unit, rounding_mode="floor"), SEARCH_COARSE, 4)
+    (a, cost_a), (b, cost_b) = [_search(ref.full, frame, block, blocks, c, radius, 1, previous, bit_cost,
+                                        unit, subpel)
+                                for c, radius in ((coarse * 4 * unit, SEARCH_FINE), (previous, 1))]
     keep = cost_b <= cost_a
-    return torch.where(keep, b, a), torch.where(keep, cost_b, cost_a)
+    best, cost = torch.where(keep, b, a), torch.where(keep, cost_b, cost_a)
+    step = unit // 2
+    while step:
+        best, cost = _search(ref.full, frame, block, blocks, best, 1, 1, previous, bit_cost, step, subpel)
+        step //= 2
+    return best, cost
 
 
 def _padded(reference: torch.Tensor, scale: int) -> torch.Tensor:
-    """The reference with its edges repeated by the largest displacement at ``scale``."""
-    pad = MOTION_RANGE // scale
+    """The reference with its edges repeated by the largest displacement at ``scale`` (and
+    one more pixel, for the bilinear neighbours of sub-pixel displacements)."""
+    pad = MOTION_RANGE // scale + 1
     return F.pad(reference[None], (pad, pad, pad, pad), mode="replicate")[0]
 
 
 def _search(padded: torch.Tensor, frame: torch.Tensor, block: int, blocks: tuple[int, int],
             centre: torch.Tensor, radius: int, scale: int, previous: torch.Tensor | None = None,
-            bit_cost: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Best displacement per block within ``centre ± radius`` (in this resolution's pixels)
-    over the reference ``padded`` by :func:`_padded`, and its cost."""
-    limit = pad = MOTION_RANGE // scale
+            bit_cost: float = 0.0, step: int = 1, subpel: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Best displacement per block within ``centre ± radius·step`` (in ``1/2^subpel`` of this
+    resolution's pixels) over the reference ``padded`` by :func:`_padded`, and its cost."""
+    limit = (MOTION_RANGE // scale) << subpel
     best_cost = torch.full(blocks, math.inf)
     best = centre.clone()
     for dy in range(-radius, radius + 1):
         for dx in range(-radius, radius + 1):
-            cand = torch.stack([centre[0] + dy, centre[1] + dx]).clamp(-limit, limit)
-            cost = _block_errors(padded, frame, block, cand, pad, blocks)
+            cand = torch.stack([centre[0] + dy * step, centre[1] + dx * step]).clamp(-limit, limit)
+            cost = _block_errors(padded, frame, block, cand, blocks, subpel)
             if previous is not None:
                 cost = cost + bit_cost * (1 + 2 * torch.log2(1 + (cand - previous).abs())).sum(0)
             better = cost < best_cost
@@ -153,13 +229,17 @@ def _search(padded: torch.Tensor, frame: torch.Tensor, block: int, blocks: tuple
     return best, best_cost
 
 
-def _block_errors(padded: torch.Tensor, frame: torch.Tensor, block: int, cand: torch.Tensor, pad: int,
-                  blocks: tuple[int, int]) -> torch.Tensor:
+def _block_errors(padded: torch.Tensor, frame: torch.Tensor, block: int, cand: torch.Tensor,
+                  blocks: tuple[int, int], subpel: int) -> torch.Tensor:
     """Squared error of each block of ``frame`` against the padded reference moved by that
     block's candidate displacement ``cand`` ``(2, By, Bx)``."""
     _, height, width = frame.shape
     by, bx = blocks
-    rows = torch.arange(height)[:, None] + pad + _per_pixel(cand[0], block, height, width)
-    cols = torch.arange(width)[None, :] + pad + _per_pixel(cand[1], block, height, width)
-    error = ((padded[:, rows, cols] - frame) ** 2).sum(0)
+    pad = (padded.shape[1] - height) // 2
+    rows = torch.arange(height)[:, None] + pad
+    cols = torch.arange(width)[None, :] + pad
+    dy, dx = (_per_pixel(c, block, height, width) for c in cand)
+    last = (padded.shape[1] - 1, padded.shape[2] - 1)
+    moved = _blend(padded, _taps(rows, cols, dy, dx, subpel, last, padded.shape[2]))
+    error = ((moved - frame) ** 2).sum(0)
     return F.pad(error, (0, bx * block - width, 0, by * block - height)).reshape(by, block, bx, block).sum((1, 3))

@@ -8,6 +8,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import torch
+from torch.nn import functional as F
 
 import codec
 from codec.bitstream import NirvReader
@@ -78,15 +79,70 @@ def test_search_finds_a_known_motion():
     assert torch.allclose(predict(ref, deltas, 16, 4)[:, :, 16:48, 16:80], frames[:, :, 16:48, 16:80])
 
 
+def test_subpel_shift_is_bilinear_between_whole_pixels():
+    ref = smooth_image(5, 16, 16)
+    move = torch.zeros(2, 1, 1, dtype=torch.int64)
+    move[1] = 6  # 1.5 pixels right, in quarter pixels
+    half = shift(ref, move, 16, subpel=2)
+    whole = [shifted(ref, 0, d) for d in (1, 2)]
+    assert torch.allclose(half, (whole[0] + whole[1]) / 2, atol=1e-7)
+    move[1] = -1  # a quarter pixel left: 3/4 of the pixel, 1/4 of its left neighbour
+    left = shift(ref, move, 16, subpel=2)
+    expected = 0.75 * ref + 0.25 * shifted(ref, 0, -1)
+    assert torch.allclose(left, expected, atol=1e-7)
+    assert torch.equal(shift(ref, move * 4, 16, subpel=2), shift(ref, move, 16))  # whole pixels
+    # a hostile file: clamped to ±MOTION_RANGE pixels, whatever the precision
+    assert displacements(torch.full((2, 2, 1, 1), 1e9), subpel=2).max() == MOTION_RANGE * 4
+
+
+def test_overlap_blends_the_nearest_blocks_without_edges():
+    ref = smooth_image(7, 32, 32)
+    move = torch.zeros(2, 4, 4, dtype=torch.int64)
+    assert torch.allclose(shift(ref, move + 3, 8, overlap=1), shift(ref, move + 3, 8), atol=1e-6)  # one motion
+    move[1, 1, 1] = 4  # one block moves 4 pixels right
+    plain, blended = shift(ref, move, 8), shift(ref, move, 8, overlap=1)
+    moved = shifted(ref, 0, 4)
+    # the block's weight falls linearly from its centre (11.5, 11.5) to its neighbours' centres
+    # 8 pixels away, where its influence stops
+    for y, x in ((11, 11), (12, 11), (11, 7), (5, 16)):
+        w = (1 - abs(y - 11.5) / 8) * (1 - abs(x - 11.5) / 8)
+        assert torch.allclose(blended[:, y, x], w * moved[:, y, x] + (1 - w) * ref[:, y, x], atol=1e-6)
+    assert torch.allclose(blended[:, :, :4], ref[:, :, :4], atol=1e-6)
+    assert torch.allclose(blended[:, 20:], ref[:, 20:], atol=1e-6)
+    # the plain prediction jumps at the block's border; the blended one moves in steps of 1/8
+    row = 11
+    jump = (plain[:, row, 8] - plain[:, row, 7]).abs().max()
+    assert jump > 4 * (blended[:, row, 8] - blended[:, row, 7]).abs().max()
+
+
+def test_subpel_search_finds_half_pixel_motion():
+    big = smooth_image(6, 128, 192)
+    ref = F.avg_pool2d(big[None], 2)[0]
+    frames = F.avg_pool2d(torch.stack([torch.roll(big, (1, -3), (1, 2))]), 2)  # (0.5, -1.5) pixels
+    whole, _ = estimate(ref, frames, 16, bit_cost=1e-4)
+    deltas, costs = estimate(ref, frames, 16, bit_cost=1e-4, subpel=2)
+    inner = displacements(deltas, 2)[0, :, 1:-1, 1:-1]
+    assert inner[0].eq(-2).all() and inner[1].eq(6).all()  # in quarter pixels
+    error = [((predict(ref, d, 16, 1, s) - frames)[:, :, 16:-16, 16:-16] ** 2).mean() for d, s in ((whole, 0), (deltas, 2))]
+    assert error[1] < 0.5 * error[0]
+
+
 def test_old_config_blocks_read_as_no_motion():
-    cfg = GridConfig(levels=4, context=8, motion=16, chain=1)
+    cfg = GridConfig(levels=4, context=8, motion=16, chain=1, subpel=2, overlap=1)
     packed = cfg.pack()
-    assert GridConfig.unpack(packed[:-1]) == GridConfig(levels=4, context=8, motion=16, chain=0)
-    assert GridConfig.unpack(packed[:-2]) == GridConfig(levels=4, context=8, motion=0)
-    assert GridConfig.unpack(packed[:-4]).context == 0
+    assert GridConfig.unpack(packed) == cfg
+    assert GridConfig.unpack(packed[:-1]) == GridConfig(levels=4, context=8, motion=16, chain=1, subpel=2)
+    assert GridConfig.unpack(packed[:-2]) == GridConfig(levels=4, context=8, motion=16, chain=1)
+    assert GridConfig.unpack(packed[:-3]) == GridConfig(levels=4, context=8, motion=16, chain=0)
+    assert GridConfig.unpack(packed[:-4]) == GridConfig(levels=4, context=8, motion=0)
+    assert GridConfig.unpack(packed[:-6]).context == 0
     with pytest.raises(ValueError, match="motion=6 is not a multiple of 4"):
-        GridConfig.unpack(packed[:-2] + bytes([6, 0]))
+        GridConfig.unpack(packed[:-4] + bytes([6, 0, 0, 0]))
     with pytest.raises(ValueError, match="chain=2 is outside 0..1"):
+        GridConfig.unpack(packed[:-3] + bytes([2, 0, 0]))
+    with pytest.raises(ValueError, match="subpel=3 is outside 0..2"):
+        GridConfig.unpack(packed[:-2] + bytes([3, 0]))
+    with pytest.raises(ValueError, match="overlap=2 is outside 0..1"):
         GridConfig.unpack(packed[:-1] + bytes([2]))
 
 
@@ -112,12 +168,24 @@ def motion_clip(tmp_path_factory):
 def test_a_file_with_motion_decodes_to_the_encoders_reconstruction(motion_clip, tmp_path):
     path, recon = motion_clip
     with NirvReader(path) as reader:
-        assert reader.header.network.motion == 16
+        cfg = reader.header.network
+        assert (cfg.motion, cfg.subpel, cfg.overlap) == (16, 1, 1)  # half pixels, overlapped
         keys = [reader.is_key(i) for i in range(reader.num_groups)]
     assert keys == [True, False, True, False]
     run("decode", str(path), "-o", str(tmp_path / "out.y4m"), "-q")
     assert np.array_equal(frames_of(tmp_path / "out.y4m"), frames_of(recon))
     assert "motion" in run("info", str(path))
+
+
+def test_whole_pixel_motion_without_overlap_decodes_to_the_reconstruction(tmp_path):
+    path, recon = tmp_path / "w.nirv", tmp_path / "recon.y4m"
+    run("encode", str(CARPHONE), "-o", str(path), "--frames", "0:6", "--subpel", "0", "--no-overlap",
+        "--recon", str(recon), *FAST)
+    with NirvReader(path) as reader:
+        assert (reader.header.network.subpel, reader.header.network.overlap) == (0, 0)
+    run("decode", str(path), "-o", str(tmp_path / "out.y4m"), "-q")
+    assert np.array_equal(frames_of(tmp_path / "out.y4m"), frames_of(recon))
+    assert "subpel 0, overlap 0" in run("info", str(path))
 
 
 def test_a_range_inside_a_warm_group_decodes_the_same_frames(motion_clip):
