@@ -20,8 +20,10 @@ GOLDEN = {
     "golden_v2_context.nirv": (2, "grid", (160, 96, 4), "672117e117fc5337ba1245d938dc5386"),
     # version 3: compact payloads (inherited scales, empty blobs), motion in warm groups
     "golden_v3.nirv": (3, "grid", (160, 96, 4), "5588f6f641644f7a3c7a78135ed6ab2e"),
+    # version 3: a chained key group, half-pixel overlapped motion in the warm group
+    "golden_v3_subpel.nirv": (3, "grid", (160, 96, 4), "2d219fef22f1abccaee58f644b04b79c"),
 }
-CONTEXT_CODED = {"golden_v2_context.nirv", "golden_v3.nirv"}
+CONTEXT_CODED = {"golden_v2_context.nirv", "golden_v3.nirv", "golden_v3_subpel.nirv"}
 
 
 def _make_golden():
@@ -82,6 +84,9 @@ def _rewrite_header(src, dst, edit) -> None:
     ("golden_v2_context.nirv", 37, 16, "context_inputs"),   # an input bit that does not exist
     ("golden_v3.nirv", 38, 6, "motion"),    # motion blocks of 6: not a multiple of 4
     ("golden_v3.nirv", 38, 68, "motion"),   # motion blocks of 68: over the bound
+    ("golden_v3_subpel.nirv", 39, 2, "chain"),     # chain 2
+    ("golden_v3_subpel.nirv", 40, 3, "subpel"),    # eighth pixels: not a precision we have
+    ("golden_v3_subpel.nirv", 41, 255, "overlap"),
 ])
 def test_hostile_network_fields_get_one_error_line(tmp_path, name, offset, value, field):
     from click.testing import CliRunner

@@ -48,10 +48,12 @@ Header, versions 2 and 3 (:mod:`.header`; the common fields and their bounds are
              context model, 0 none)  context_inputs u8 (0..15: its features, bits 1 spatial,
              2 previous time slot, 4 coarser level, 8 previous group)  motion u8 (0..64,
              multiple of 4: block size of warm groups' motion, 0 none)  chain u8 (0..1:
-             with motion, a warm group may move each frame from the frame before); a 6-byte
-             block (written before the context model) reads as context 0, motion 0, an
-             8-byte block (before motion) as motion 0, and a 9-byte block (before the
-             chain) as chain 0
+             with motion, a warm group may move each frame from the frame before)  subpel
+             u8 (0..2: displacements in 1/2^subpel pixels)  overlap u8 (0..1: each pixel
+             blends the four nearest blocks' predictions); a 6-byte block (written before
+             the context model) reads as context 0, motion 0, an 8-byte block (before
+             motion) as motion 0, a 9-byte block (before the chain) as chain 0, and 10- and
+             11-byte blocks as subpel 0, overlap 0
 
 Header, version 1 (38 bytes; siren only, read but no longer written)::
 
@@ -63,9 +65,10 @@ Group payload, version 3 (:mod:`.group`), for every kind; T = number of tensors 
 kind's file order (``nirvana.kinds``: for ``siren`` the stem, conv and bias weights; for
 ``grid`` the latent levels from the finest, then the synthesis weights, the context model's
 and, with motion, the motion tensor: int32 ``(G, 2, ceil(H / B), ceil(W / B))``, scale 1,
-per frame and B×B block the change of the (dy, dx) displacement from the frame before;
-zero in key groups without chain; a warm group's frames are rendered on the previous group's
-last decoded frame moved by the displacements, clamped to ±64 pixels, see :mod:`nirvana.motion`;
+per frame and B×B block the change of the (dy, dx) displacement (in 1/2^subpel pixels)
+from the frame before; zero in key groups without chain; a warm group's frames are rendered
+on the previous group's last decoded frame moved by the displacements, clamped to ±64
+pixels, see :mod:`nirvana.motion`;
 with chain, last, the chain tensor: int32 ``(G,)``, scale 1, per frame 1 where the frame (not
 the first) is moved from the frame before as decoded instead, anything else meaning 0; in a
 key group such a frame adds the change of the synthesis output, see :func:`nirvana.grid.render`)::

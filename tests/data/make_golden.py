@@ -5,8 +5,11 @@ the entropy coder; then update the md5s in ``tests/test_golden.py``. Older files
 be rebuilt: ``golden_v1.nirv`` was written by the version-1 writer (commit 668c2bf),
 ``golden_v2.nirv`` by the version-2 writer before the context model (commit fb630b0, a
 6-byte grid config block), ``golden_v2_context.nirv`` (context-coded grid levels) by the
-version-2 writer of commit 2179a45. ``golden_v3.nirv`` has compact payloads (inherited
-scales, empty blobs), context-coded levels and motion in its warm groups.
+version-2 writer of commit 2179a45, ``golden_v3.nirv`` (compact payloads: inherited
+scales, empty blobs; context-coded levels; whole-pixel motion in its warm groups, a 9-byte
+grid config block) by the writer of commit 2512982. ``golden_v3_subpel.nirv`` (what this
+script builds) has two-frame groups with the chain in its key groups and half-pixel,
+overlapped motion in its warm groups (a 12-byte grid config block).
 
     python tests/data/make_golden.py
 """
@@ -33,12 +36,12 @@ def decoded_md5(path: Path) -> str:
 
 
 def main() -> None:
-    out = DATA / "golden_v3.nirv"
-    # small enough for the fuzzer's lowered limits, large enough for context-coded levels
+    out = DATA / "golden_v3_subpel.nirv"
     codec.encode(DATA / "CiscoVT2people_160x96_12fps.yuv", out, model="grid", preset="fast",
-                 key_iterations=60, iterations=30, group_size=1, key_interval=2, threads=1, context=8,
-                 stop=4, quality=4)
-    for name in ("golden_v1.nirv", "golden_v2.nirv", "golden_v2_context.nirv", "golden_v3.nirv"):
+                 key_iterations=60, iterations=30, group_size=2, key_interval=2, threads=1, context=8,
+                 stop=8, quality=4, motion=16, chain=True, subpel=1, overlap=True)
+    for name in ("golden_v1.nirv", "golden_v2.nirv", "golden_v2_context.nirv", "golden_v3.nirv",
+                 "golden_v3_subpel.nirv"):
         print(name, decoded_md5(DATA / name))
 
 
