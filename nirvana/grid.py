@@ -183,13 +183,19 @@ def render(tensors: list[torch.Tensor], cfg: GridConfig, group_size: int, height
         if t > 0 and chained[t]:
             before = to_reference(frames[-1][0])
             change = residual if reference is not None else residual - previous
-            frames.append(change + shift(before, moves[t], cfg.motion, cfg.subpel, cfg.overlap))
+            frames.append(change + moved(before, moves[t], cfg))
         elif moves is not None and reference is not None:
-            frames.append(residual + shift(reference, moves[t], cfg.motion, cfg.subpel, cfg.overlap))
+            frames.append(residual + moved(reference, moves[t], cfg))
         else:
             frames.append(residual + 0.5)
         previous = residual
     return torch.cat(frames)
+
+
+def moved(frame: torch.Tensor, move: torch.Tensor, cfg: GridConfig) -> torch.Tensor:
+    """``frame`` ``(3, H, W)`` moved by one frame's displacements ``move`` as ``cfg`` says
+    (block size, precision, overlap): :func:`nirvana.motion.shift`."""
+    return shift(frame, move, cfg.motion, cfg.subpel, cfg.overlap)
 
 
 def motion_references(tensors: list[torch.Tensor], cfg: GridConfig,

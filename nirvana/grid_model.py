@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from .context import FEATURES, PHASES, ContextWeights, float_laplace, phase_features, phase_values
-from .grid import GridConfig, context_start, synthesize, tensor_shapes, upsample_levels
-from .motion import displacements, estimate, shift, to_reference
+from .grid import GridConfig, context_start, moved, synthesize, tensor_shapes, upsample_levels
+from .motion import displacements, estimate, to_reference
 from .quant import QuantizedModel, QuantizedTensors
 from .rate import laplace_mass_bits, tensor_bits
 
@@ -94,7 +94,7 @@ class GridNet(QuantizedModel):
             if t > 0 and self.chain[t] == 1:
                 before = frames[-1] + (to_reference(frames[-1].detach()) - frames[-1]).detach()
                 change = residuals[t] if self.reference is not None else residuals[t] - residuals[t - 1]
-                frames.append(change + shift(before, move, self.cfg.motion, self.cfg.subpel, self.cfg.overlap))
+                frames.append(change + moved(before, move, self.cfg))
             else:
                 frames.append(residuals[t] + (self.base if isinstance(self.base, float) else self.base[t]))
         return torch.stack(frames), symbols
@@ -145,7 +145,7 @@ class GridNet(QuantizedModel):
         self.motion[:n] = motion
         moves = displacements(self.motion, subpel).to(reference.device)
         self.reference = reference
-        self.base = torch.stack([shift(reference, move, block, subpel, self.cfg.overlap) for move in moves])
+        self.base = torch.stack([moved(reference, move, self.cfg) for move in moves])
         self.moves = moves if is_chained else None
         if self.chain is not None:
             self.chain.fill_(1 if is_chained else 0)
