@@ -90,8 +90,9 @@ class GridNet(QuantizedModel):
         # also learns what it gives the next
         residuals = synthesize(features, tensors[levels:], self.cfg, 0.0)
         frames: list[torch.Tensor] = []
+        chained = (self.chain == 1).tolist()  # one read per call, not one per frame
         for t, move in enumerate(self.moves):
-            if t > 0 and self.chain[t] == 1:
+            if t > 0 and chained[t]:
                 before = frames[-1] + (to_reference(frames[-1].detach()) - frames[-1]).detach()
                 change = residuals[t] if self.reference is not None else residuals[t] - residuals[t - 1]
                 frames.append(change + moved(before, move, self.cfg))
@@ -145,7 +146,8 @@ class GridNet(QuantizedModel):
         self.motion[:n] = motion
         moves = displacements(self.motion, subpel).to(reference.device)
         self.reference = reference
-        self.base = torch.stack([moved(reference, move, self.cfg) for move in moves])
+        # a chained group renders only its first frame on the fixed prediction
+        self.base = torch.stack([moved(reference, move, self.cfg) for move in (moves[:1] if is_chained else moves)])
         self.moves = moves if is_chained else None
         if self.chain is not None:
             self.chain.fill_(1 if is_chained else 0)
