@@ -136,6 +136,7 @@ def run(
     reuse_anchors: str | os.PathLike[str] | None = None,
     update: bool = False,
     log: bool = True,
+    stats_dir: str | os.PathLike[str] | None = None,
 ) -> dict:
     """Run the benchmark, write ``rd_<tag>.{json,csv,md,png}`` under ``out``, return the JSON.
 
@@ -198,7 +199,7 @@ def run(
             _write(collect_results(tag, settings, crfs, points), Path(out), tag)
             points += clip_points(clip, qualities=[quality], crfs={}, model=model, preset=preset,
                                   device=device, workers=workers, encode_options=encode_options,
-                                  log=log)
+                                  log=log, stats_dir=stats_dir)
     results = collect_results(tag, settings, crfs, points)
     _write(results, Path(out), tag)
     return results
@@ -215,6 +216,7 @@ def clip_points(
     workers: int = 1,
     encode_options: dict | None = None,
     log: bool = True,
+    stats_dir: str | os.PathLike[str] | None = None,
 ) -> list[Point]:
     """Every anchor point of ``clip`` over its CRF sweep, then this codec with the ``model``
     network kind at each quality.
@@ -235,7 +237,8 @@ def clip_points(
             points.append(_point(clip.label, name, "crf", crf, result.as_dict()))
             _log(log, points[-1])
     for quality in qualities:
-        points.append(_codec_point(clip, quality, model, preset, device, workers, encode_options or {}))
+        points.append(_codec_point(clip, quality, model, preset, device, workers, encode_options or {},
+                                   stats_dir))
         _log(log, points[-1])
     return points
 
@@ -272,13 +275,17 @@ def _point(label: str, method: str, param: str, value: float, data: dict) -> Poi
 
 
 def _codec_point(
-    clip: Clip, quality: float, model: str, preset: str, device: str, workers: int, options: dict
+    clip: Clip, quality: float, model: str, preset: str, device: str, workers: int, options: dict,
+    stats_dir: str | os.PathLike[str] | None = None,
 ) -> Point:
-    """Encode, decode losslessly and evaluate one quality point of this codec."""
+    """Encode, decode losslessly and evaluate one quality point of this codec; with
+    ``stats_dir``, the encode's per-group stats go to ``<stats_dir>/<clip>_q<quality>.json``."""
+    stats = None if stats_dir is None else Path(stats_dir) / f"{clip.label}_q{quality:g}.json"
     with tempfile.TemporaryDirectory(prefix="nirvana-rd-") as tmp:
         nirv, decoded = Path(tmp) / "clip.nirv", Path(tmp) / "decoded.mkv"
         enc = codec.encode(clip.path, nirv, model=model, preset=preset, quality=quality,
-                           device=device, workers=workers, seed=0, **clip.reader_options(), **options)
+                           device=device, workers=workers, seed=0, stats_path=stats,
+                           **clip.reader_options(), **options)
         dec = codec.decode(nirv, decoded, lossless=True, device=device.split(",")[0])
         scores = evaluate(decoded, clip.path, nirv=nirv, **clip.reader_options())
     data = {**scores, "bytes": scores["file_bytes"], "encode_seconds": enc.seconds,
@@ -426,6 +433,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="take anchor points from this earlier results file where it has them")
     parser.add_argument("--update", action="store_true",
                         help="keep other clips' points already in rd_<tag>.json")
+    parser.add_argument("--stats", metavar="DIR",
+                        help="also write each encode's per-group stats to DIR/<clip>_q<quality>.json")
     args = parser.parse_args(argv)
     if not args.anchors_only and not args.qualities:
         parser.error("give --qualities for this codec, or --anchors-only")
@@ -450,6 +459,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                               ("threads", args.threads)) if v is not None},
             reuse_anchors=args.reuse_anchors,
             update=args.update,
+            stats_dir=args.stats,
         )
     except (CodecError, ValueError, OSError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)

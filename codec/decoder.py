@@ -92,12 +92,6 @@ def group_shapes(header: Header) -> list[tuple[int, ...]]:
                                             header.width)
 
 
-def group_frames(header: Header, index: int) -> tuple[int, int]:
-    """Frames ``[start, stop)`` of group ``index``."""
-    start = index * header.group_size
-    return start, min(start + header.group_size, header.num_frames)
-
-
 def parse_frame_range(text: str | None, num_frames: int, what: str) -> tuple[int, int]:
     """``"A:B"`` (either side may be empty) → ``(start, stop)`` within ``num_frames``.
 
@@ -146,7 +140,7 @@ def group_payloads(reader: NirvReader, first: int, last: int, on_damage: OnDamag
                 payload, damage = reader.read_payload(index, shapes, prev), None
             except BitstreamError as e:
                 if on_damage is None:
-                    where = frames_text(*group_frames(reader.header, index))
+                    where = frames_text(*reader.frame_range(index))
                     raise BitstreamError(f"{e}; group {index} holds {where} (decode with --conceal "
                                          "to repeat the last good frame over them)") from None
                 damage = e
@@ -179,7 +173,7 @@ def decoded_groups(reader: NirvReader, start: int, stop: int, device: str = "cpu
     chained = kind.uses_reference(cfg)  # a warm group renders on the previous group's last frame
     if chained:
         batch = 1
-    first = start // g
+    first = reader.group_at(start)
     # a chained kind renders (without yielding) the groups from the key group up to `first`
     read_from = reader.key_group_at_or_before(first) if chained else first
     pending: list[tuple[int, list[torch.Tensor], int, torch.Tensor | None]] = []
@@ -200,7 +194,7 @@ def decoded_groups(reader: NirvReader, start: int, stop: int, device: str = "cpu
         if index >= first:
             on_damage(index, error)
 
-    for index, payload in group_payloads(reader, read_from, (stop - 1) // g,
+    for index, payload in group_payloads(reader, read_from, reader.group_at(stop - 1),
                                          None if on_damage is None else report):
         if payload is not None:
             reference = None if payload.is_key or not chained or still is None else still[0].float() / 255
@@ -213,7 +207,7 @@ def decoded_groups(reader: NirvReader, start: int, stop: int, device: str = "cpu
                 still = torch.full((1, 3, header.height, header.width), GRAY, dtype=torch.uint8,
                                    device=device)
             if index >= first:
-                first_frame, end = group_frames(header, index)
+                first_frame, end = reader.frame_range(index)
                 yield index, still.repeat(end - first_frame, 1, 1, 1)
     if pending:
         yield from render_pending()
@@ -251,7 +245,7 @@ def decode(
         concealed: list[Concealed] = []
 
         def note(index: int, error: BitstreamError) -> None:
-            first, end = group_frames(h, index)
+            first, end = reader.frame_range(index)
             _add_run(concealed, Concealed(max(first, start), min(end, stop), str(error)))
 
         written = 0
@@ -260,8 +254,8 @@ def decode(
               progress_bar(stop - start, "frame", progress) as bar):
             for index, group in decoded_groups(reader, start, stop, device, batch,
                                                note if conceal else None):
-                lo = max(start - index * h.group_size, 0)
-                hi = min(stop - index * h.group_size, group.shape[0])
+                first = reader.frame_range(index)[0]
+                lo, hi = max(start - first, 0), min(stop - first, group.shape[0])
                 chunk = group[lo:hi].permute(0, 2, 3, 1).cpu().numpy()
                 writer.write(np.ascontiguousarray(chunk))
                 written += chunk.shape[0]

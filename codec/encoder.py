@@ -1,12 +1,14 @@
 """Encoding: video in, ``.nirv`` out.
 
-The group sequence is cut into **segments** of ``key_interval`` groups. A segment starts with
-a key group (a fresh network, coded intra) and its other groups warm-start from the group
-before and code residuals. Segments depend on nothing outside themselves, so they can be
-fitted by any worker in any order; the boundaries depend only on the frame count and the
-key interval, never on the number of workers, so the file is the same however many made it.
-Each worker opens the input itself and streams just its segment's frames, one group at a
-time; the main process writes the chunks in order as segments complete.
+The frames are cut into **segments** of ``key_interval`` groups' worth of frames. A segment
+starts with a key group (a fresh network, coded intra) and its other groups warm-start from
+the group before and code residuals. Inside a segment, a group ends early before a scene cut
+and the group that starts at the cut is a key group too (:func:`cut_groups`), so no network
+spends its capacity on two scenes. Segments depend on nothing outside themselves, so they can
+be fitted by any worker in any order; the boundaries depend only on the frame count, the
+group size and the key interval, never on the number of workers, so the file is the same
+however many made it. Each worker opens the input itself and streams just its segment's
+frames, one group at a time; the main process writes the chunks in order as segments complete.
 
 Example:
     >>> report = encode("samples/carphone.mp4", "carphone.nirv", preset="fast")  # doctest: +SKIP
@@ -16,10 +18,12 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
+import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -37,7 +41,7 @@ from codec.schedule import Placement, configure_device, placement, run_segments
 from codec.tempfiles import write_atomic
 from codec.video import VideoWriter, open_video
 from nirvana.config import FitConfig, fit_config
-from nirvana.fit import GroupFitter
+from nirvana.fit import GroupFitter, psnr_from_mse
 from nirvana.kinds import KINDS
 from nirvana.render import to_uint8
 
@@ -51,8 +55,8 @@ class Segment:
     """A run of groups starting at a key group: the unit of work of one worker."""
 
     index: int
-    first_group: int
-    num_groups: int
+    first_group: int  # the group it would start at without scene cuts (seeds its fits)
+    num_groups: int  # without scene cuts; each cut adds a group
     first_frame: int  # relative to the encoded range
     num_frames: int
 
@@ -61,6 +65,7 @@ class Segment:
 class GroupStats:
     index: int
     key: bool
+    first_frame: int  # relative to the encoded range
     frames: int
     iterations: int
     psnr: float
@@ -130,6 +135,44 @@ def plan_segments(num_frames: int, group_size: int, key_interval: int) -> list[S
     return segments
 
 
+def frame_change(before: np.ndarray, after: np.ndarray) -> float:
+    """PSNR (dB) of ``after`` against ``before`` (uint8 frames): low where the picture changed."""
+    diff = after.astype(np.float32) - before.astype(np.float32)
+    return psnr_from_mse(float(np.mean(diff * diff)) / 255**2)
+
+
+def cut_groups(frames: Iterable[np.ndarray], group_size: int, cut_psnr: float, cut_drop: float
+               ) -> Iterator[tuple[np.ndarray, bool]]:
+    """Stack ``frames`` into groups of ``group_size``, ending a group early before a scene cut.
+
+    Yields ``(group (n, H, W, 3) uint8, cut)``: ``cut`` says the group starts at a scene cut.
+    A cut is a frame whose change from the frame before (:func:`frame_change`) is below
+    ``cut_psnr`` and ``cut_drop`` dB below the median of the changes lately (the last 16 and
+    the group's own), so a fast pan, whose every frame changes a lot, makes none.
+
+    >>> dark, bright = np.zeros((2, 2, 3), np.uint8), np.full((2, 2, 3), 200, np.uint8)
+    >>> [(len(g), cut) for g, cut in cut_groups([dark] * 5 + [bright] * 5, 4, 20.0, 6.0)]
+    [(4, False), (1, False), (4, True), (1, False)]
+    """
+    source = iter(frames)
+    pending: list[np.ndarray] = []
+    recent: list[float] = []
+    last: np.ndarray | None = None  # the previous group's last frame
+    cut = False
+    while True:
+        pending += itertools.islice(source, group_size - len(pending))
+        if not pending:
+            return
+        changes = [None if a is None else frame_change(a, b) for a, b in zip([last] + pending, pending)]
+        known = [c for c in changes if c is not None]
+        limit = min(cut_psnr, float(np.median(recent + known)) - cut_drop) if known else -math.inf
+        cut = cut or (changes[0] is not None and changes[0] < limit)
+        n = next((i for i in range(1, len(pending)) if changes[i] < limit), len(pending))
+        yield np.stack(pending[:n]), cut
+        recent = (recent + [c for c in changes[:n] if c is not None])[-16:]
+        last, pending, cut = pending[n - 1], pending[n:], n < len(pending)
+
+
 @dataclass(frozen=True)
 class _Job:
     """Everything a worker needs to fit one segment (picklable for spawn)."""
@@ -154,7 +197,8 @@ Fitted = tuple[bytes, GroupStats, np.ndarray | None]  # chunk payload, stats, re
 
 def _fit_segment(job: _Job, on_group: Callable[[GroupStats], None] | None = None,
                  on_step: Callable[[int, int, float], None] | None = None) -> list[Fitted]:
-    """Fit and pack every group of one segment, in order."""
+    """Fit and pack every group of one segment, in order; ``on_step(first frame of the group,
+    iteration, PSNR)`` reports progress inside a group."""
     torch.set_num_threads(job.threads)
     configure_device(job.device)
     seg = job.segment
@@ -166,22 +210,25 @@ def _fit_segment(job: _Job, on_group: Callable[[GroupStats], None] | None = None
                              job.device, group_size=job.group_size)
         prev = None
         context = ContextLayout.of(job.kind, job.net)
-        for local, group in enumerate(src.groups(job.group_size)):
+        groups = cut_groups(src.frames(), job.group_size, job.fit.cut_psnr, job.fit.cut_drop)
+        first_frame = seg.first_frame
+        for local, (group, cut) in enumerate(groups):
             t0 = time.perf_counter()
-            index = seg.first_group + local
+            index = seg.first_group + local  # the file's group index only up to the first cut
             frames = torch.from_numpy(group).to(job.device).permute(0, 3, 1, 2).float() / 255
-            step = None if on_step is None else (lambda it, psnr: on_step(index, it, psnr))
-            fit = fitter.fit(frames, key=local == 0, group_index=index, progress=step)
+            step = None if on_step is None else (lambda it, psnr: on_step(first_frame, it, psnr))
+            fit = fitter.fit(frames, key=local == 0 or cut, group_index=index, progress=step)
             payload = GroupPayload(fit.key, group.shape[0], fit.iterations, fit.psnr,
                                    fit.latents, fit.steps)
             residuals = prev is not None and job.fit.residual_coding
             data = pack_group(payload, prev.latents if residuals else None, context,
                               None if prev is None else prev.scales)
             prev = payload
-            stats = GroupStats(index, fit.key, group.shape[0], fit.iterations, fit.psnr,
+            stats = GroupStats(index, fit.key, first_frame, group.shape[0], fit.iterations, fit.psnr,
                                fit.frame_psnrs, len(data), payload.weight_bytes, payload.side_bytes,
                                fit.estimated_bits / 8, sum(m in (RESIDUAL, CARRIED) for m in payload.modes),
                                time.perf_counter() - t0)
+            first_frame += group.shape[0]
             if on_group is not None:
                 on_group(stats)
             recon = None
@@ -309,17 +356,17 @@ def encode(
         return None
 
     groups: list[GroupStats] = []
-    total_groups = segments[-1].first_group + segments[-1].num_groups
     store_or_none = (segment_store(output, manifest(input, start, header, fit_cfg, where), resume)
                      if where.world == 1 else contextlib.nullcontext())  # torchrun: nothing to keep
     with (store_or_none as store, NirvWriter(output, header.size) as writer,
-          _reconstruction_writer(reconstruction, info) as recon_out, progress_bar(total_groups, "group", progress) as bar):
+          _reconstruction_writer(reconstruction, info) as recon_out, progress_bar(num_frames, "frame", progress) as bar):
         show_group, show_step = _bar_group(bar), _bar_step(bar)
         on_result = None if bar is None else (lambda chunk: [show_group(s) for _, s, _ in chunk])
         kept = 0 if store is None else len(store.kept)
         for chunk in _segment_results(jobs, where, store, on_result, on_group=show_group, on_step=show_step):
             for data, stats, recon in chunk:
-                writer.add_group(data, stats.key)
+                writer.add_group(data, stats.key, stats.frames)
+                stats.index = len(groups)
                 groups.append(stats)
                 if recon_out is not None:
                     recon_out.write(recon)
@@ -369,9 +416,10 @@ def _bar_group(bar) -> Callable[[GroupStats], None] | None:
         return None
 
     def update(stats: GroupStats) -> None:
-        bar.set_postfix_str(f"g{stats.index} {'key' if stats.key else 'res'} {stats.psnr:.2f} dB "
+        last = stats.first_frame + stats.frames - 1
+        bar.set_postfix_str(f"frames {stats.first_frame}-{last} {'key' if stats.key else 'res'} {stats.psnr:.2f} dB "
                             f"{stats.bytes * 8} bits {stats.iterations} it")
-        bar.update(1)
+        bar.update(stats.frames)
 
     return update
 
@@ -380,8 +428,8 @@ def _bar_step(bar) -> Callable[[int, int, float], None] | None:
     if bar is None:
         return None
 
-    def step(index: int, it: int, psnr: float) -> None:
+    def step(first_frame: int, it: int, psnr: float) -> None:
         if it % 25 == 0:
-            bar.set_postfix_str(f"g{index} it {it} {psnr:.2f} dB", refresh=True)
+            bar.set_postfix_str(f"frames {first_frame}- it {it} {psnr:.2f} dB", refresh=True)
 
     return step

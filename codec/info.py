@@ -67,7 +67,8 @@ def describe(path: str | os.PathLike[str]) -> dict:
             g = prev = reader.read_payload(i, shapes, prev)
             per_tensor = [a + b for a, b in zip(per_tensor, g.tensor_bytes)]
             groups.append({
-                "index": i, "key": g.is_key, "frames": g.num_frames, "iterations": g.iterations,
+                "index": i, "key": g.is_key, "first_frame": reader.frame_range(i)[0],
+                "frames": g.num_frames, "iterations": g.iterations,
                 "psnr": _finite(g.psnr), "bytes": g.weight_bytes + g.side_bytes,
                 "weight_bytes": g.weight_bytes, "side_bytes": g.side_bytes,
                 "residual_tensors": sum(m in (RESIDUAL, CARRIED) for m in g.modes),
@@ -111,6 +112,12 @@ def _group_kind(g: dict) -> str:
     return "key" if g["key"] else "chain" if g.get("chained_frames") else "res"
 
 
+def _frame_span(g: dict) -> str:
+    """``first-last`` frame of a group (a group ends early before a scene cut)."""
+    last = g["first_frame"] + g["frames"] - 1
+    return str(last) if g["frames"] == 1 else f"{g['first_frame']}-{last}"
+
+
 def format_description(d: dict) -> str:
     """A human-readable table of :func:`describe`'s result."""
     h, t, net = d["header"], d["totals"], d["network"]
@@ -123,13 +130,13 @@ def format_description(d: dict) -> str:
         f"{d['values_per_group']} coded values/group, {d['macs_per_pixel']:g} MAC/pixel to render; "
         f"key interval {h['key_interval']}",
         "",
-        f"{'group':>5} {'kind':>5} {'frames':>6} {'iters':>6} {'PSNR':>7} {'bytes':>8} "
+        f"{'group':>5} {'kind':>5} {'frames':>11} {'iters':>6} {'PSNR':>7} {'bytes':>8} "
         f"{'weights':>8} {'side':>6} {'resid':>6} {'ctx':>3}",
     ]
     for g in d["groups"]:
         psnr = f"{g['psnr']:>7.2f}" if g["psnr"] is not None else f"{'-':>7}"
         lines.append(
-            f"{g['index']:>5} {_group_kind(g):>5} {g['frames']:>6} {g['iterations']:>6} "
+            f"{g['index']:>5} {_group_kind(g):>5} {_frame_span(g):>11} {g['iterations']:>6} "
             f"{psnr} {g['bytes']:>8} {g['weight_bytes']:>8} {g['side_bytes']:>6} "
             f"{g['residual_tensors']:>3}/{g['tensors']:<2} {g['context_tensors']:>3}"
         )

@@ -50,34 +50,6 @@ def psnr_from_mse(mse: float) -> float:
     return 100.0 if mse <= 1e-10 else -10.0 * math.log10(mse)
 
 
-def frame_changes(previous: torch.Tensor | None, frames: torch.Tensor) -> list[float]:
-    """PSNR (dB) between each frame of ``frames`` (n, 3, H, W) and the one before it.
-
-    ``previous`` is the last frame of the previous group (1, 3, H, W), or None at the start.
-    """
-    seq = frames if previous is None else torch.cat([previous, frames])
-    mse = ((seq[1:] - seq[:-1]) ** 2).mean(dim=(1, 2, 3))
-    return [psnr_from_mse(m) for m in mse.tolist()]
-
-
-def is_scene_cut(changes: list[float], recent: list[float], cut_psnr: float, cut_drop: float) -> bool:
-    """True if one of ``changes`` (a group's frame-to-frame PSNRs) is a cut.
-
-    A cut is a change below ``cut_psnr`` that is also ``cut_drop`` dB below the median of
-    ``recent + changes`` (the changes seen lately): a cut in the middle of a group counts,
-    and a fast pan, whose every frame changes a lot, does not.
-
-    >>> is_scene_cut([25.0, 7.9, 21.8], [25.2, 25.0], 20.0, 6.0)
-    True
-    >>> is_scene_cut([17.0, 16.0, 17.5], [18.2, 17.7], 20.0, 6.0)
-    False
-    """
-    if not changes:
-        return False
-    median = float(np.median(recent + changes))
-    return min(changes) < min(cut_psnr, median - cut_drop)
-
-
 class GroupFitter:
     """Fits groups in order, carrying the network and optimizer from one to the next.
 
@@ -101,9 +73,8 @@ class GroupFitter:
         self.net: torch.nn.Module | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.previous: torch.Tensor | None = None  # flat latents of the last group
-        self.last_frame: torch.Tensor | None = None  # for scene-cut detection
+        self.last_frame: torch.Tensor | None = None  # the previous group's last source frame
         self.reference: torch.Tensor | None = None  # the last decoded frame (3, H, W), for motion
-        self.recent_changes: list[float] = []  # frame-to-frame PSNRs lately (dB)
 
     def _start_key_group(self, group_index: int) -> None:
         gen = torch.Generator().manual_seed(self.fit_cfg.seed * 1_000_003 + group_index)
@@ -117,21 +88,16 @@ class GroupFitter:
 
     def fit(self, frames: torch.Tensor, key: bool, group_index: int,
             progress: Callable[[int, float], None] | None = None) -> GroupFit:
-        """Fit ``frames`` (n, 3, H, W) in [0, 1]; n may be below the group size at the end.
-
-        A scene cut (:func:`is_scene_cut`, anywhere in the group) restarts the group as a
-        key group with the key budget.
+        """Fit ``frames`` (n, 3, H, W) in [0, 1], n <= the group size: a key group (a fresh
+        network with the key budget; the first group of a segment, or one that starts at a
+        scene cut) or a warm group continuing from the group before.
         """
         cfg = self.fit_cfg
         target = frames.to(self.device)
         if key:  # forget what came before, so that a segment fits the same on any worker
-            self.last_frame, self.recent_changes = None, []
-        source = self.last_frame  # the previous group's last source frame
-        changes = frame_changes(self.last_frame, target)
-        cut = not key and is_scene_cut(changes, self.recent_changes, cfg.cut_psnr, cfg.cut_drop)
-        self.last_frame = target[-1:]
-        self.recent_changes = (self.recent_changes + changes)[-16:]
-        if not key and not cut and self.net is not None:
+            self.last_frame = None
+        source, self.last_frame = self.last_frame, target[-1:]
+        if not key and self.net is not None:
             reference = self.reference if self.kind.uses_reference(self.net_cfg) else None
             if reference is not None:
                 # loss · 3 · pixels = squared error summed over channels + 3λ · bits

@@ -3,6 +3,7 @@
 import dataclasses
 import os
 import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -69,7 +70,8 @@ def _raw(h: Header, network_bytes: bytes | None = None, code: int | None = None)
         {"num_frames": 10**7 + 1},
         {"fps_den": 0},
         {"group_size": 65},
-        {"num_groups": 4},
+        {"num_groups": 2},  # fewer groups than hold every frame
+        {"num_groups": 9},  # more groups than frames
     ],
 )
 def test_header_rejects_bad_field(change):
@@ -192,7 +194,7 @@ def write_file(path, corrupt_header: Header | None = None) -> list[bytes]:
     payloads = [b"key zero" * 10, b"delta one" * 7, b"key two" * 3]
     with NirvWriter(path, HEADER.size) as w:
         for i, p in enumerate(payloads):
-            w.add_group(p, is_key=i != 1)
+            w.add_group(p, is_key=i != 1, frames=(3, 3, 2)[i])
         size = w.close(corrupt_header or HEADER)
     assert size == os.path.getsize(path)
     return payloads
@@ -221,9 +223,9 @@ def test_read_payload_end_to_end(tmp_path):
     first, second = random_latents(), random_latents()
     key = make_group(True, first)
     with NirvWriter(path, HEADER.size) as w:
-        w.add_group(pack_group(key, None), is_key=True)
+        w.add_group(pack_group(key, None), is_key=True, frames=3)
         w.add_group(pack_group(make_group(False, second, num_frames=2), first, prev_scales=key.scales),
-                    is_key=False)
+                    is_key=False, frames=2)
         w.close(h)
     with NirvReader(path) as r:
         g0 = r.read_payload(0, SHAPES, None)
@@ -283,8 +285,8 @@ def test_bad_magic_and_newer_version(tmp_path):
     path.write_bytes(b"RIFF" + data[4:])
     with pytest.raises(BitstreamError, match=r"x\.nirv: not a NIRVANA file \(bad magic\)"):
         NirvReader(path)
-    path.write_bytes(data[:4] + struct.pack("<H", 4) + data[6:])
-    with pytest.raises(BitstreamError, match="version 4.*upgrade"):
+    path.write_bytes(data[:4] + struct.pack("<H", 5) + data[6:])
+    with pytest.raises(BitstreamError, match="version 5.*upgrade"):
         NirvReader(path)
 
 
@@ -312,11 +314,11 @@ def test_interrupted_write_leaves_nothing(tmp_path):
     path = tmp_path / "out.nirv"
     with pytest.raises(RuntimeError):
         with NirvWriter(path, HEADER.size) as w:
-            w.add_group(b"abc", is_key=True)
+            w.add_group(b"abc", is_key=True, frames=3)
             raise RuntimeError("encoder crashed")
     assert os.listdir(tmp_path) == []
     with NirvWriter(path, HEADER.size) as w:  # leaving without close() also discards the file
-        w.add_group(b"abc", is_key=True)
+        w.add_group(b"abc", is_key=True, frames=3)
     assert os.listdir(tmp_path) == []
 
 
@@ -324,9 +326,35 @@ def test_writer_refuses_inconsistent_files(tmp_path):
     path = tmp_path / "out.nirv"
     with pytest.raises(ValueError, match="key"):
         with NirvWriter(path, HEADER.size) as w:
-            w.add_group(b"abc", is_key=False)
+            w.add_group(b"abc", is_key=False, frames=3)
     with pytest.raises(ValueError, match="groups"):
         with NirvWriter(path, HEADER.size) as w:
-            w.add_group(b"abc", is_key=True)
+            w.add_group(b"abc", is_key=True, frames=3)
             w.close(HEADER)  # the header says 3 groups
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("frames", [(3, 3, 1), (4, 2, 2), (0, 3, 5)])
+def test_index_group_lengths_must_tile_the_frames(tmp_path, frames):
+    """Version 4 index entries give each group's frame count: 1..group_size, summing to the
+    header's frame count, or the file is damaged."""
+    path = tmp_path / "x.nirv"
+    write_file(path)  # groups of 3, 3 and 2 of HEADER's 8 frames
+    data = bytearray(path.read_bytes())
+    index_offset, count = struct.unpack_from("<QI", data, len(data) - 20)
+    for i, n in enumerate(frames):
+        data[index_offset + 14 * i + 13] = n
+    index = bytes(data[index_offset:index_offset + 14 * count])
+    struct.pack_into("<I", data, len(data) - 8, zlib.crc32(struct.pack("<QI", index_offset, count), zlib.crc32(index)))
+    path.write_bytes(bytes(data))
+    with pytest.raises(BitstreamError, match=r"x\.nirv: index group lengths do not tile 8 frames in groups of 1\.\.3"):
+        NirvReader(path)
+
+
+def test_writer_refuses_groups_that_do_not_tile_the_frames(tmp_path):
+    with pytest.raises(ValueError, match="do not tile"):
+        with NirvWriter(tmp_path / "out.nirv", HEADER.size) as w:
+            for n in (3, 3, 3):
+                w.add_group(b"abc", is_key=True, frames=n)
+            w.close(HEADER)  # 9 frames, the header says 8
     assert os.listdir(tmp_path) == []

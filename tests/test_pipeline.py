@@ -145,13 +145,27 @@ def test_scene_cut_becomes_a_key_group(tmp_path):
     assert groups[2]["bytes"] > 2 * groups[1]["bytes"]
 
 
-def test_scene_cut_inside_a_group_makes_it_a_key_group(tmp_path):
-    """A cut two frames into a group: that group is coded on its own, the next one warm."""
+def test_a_group_ends_at_a_scene_cut_and_the_next_starts_a_key_group(tmp_path):
+    """A cut two frames into a group: that group ends before it (2 frames), the group from the
+    cut is a key, and the file decodes, whole and from the cut, to the encoder's frames."""
     joined = joined_clip(tmp_path)
-    run("encode", str(joined), "-o", str(tmp_path / "j.nirv"), "--group-size", "4",
-        "--key-iterations", "40", "--iterations", "20", "--stats", str(tmp_path / "s.json"), "-q")
+    path = tmp_path / "j.nirv"
+    run("encode", str(joined), "-o", str(path), "--group-size", "4", "--key-iterations", "40",
+        "--iterations", "20", "--stats", str(tmp_path / "s.json"), "--recon", str(tmp_path / "r.mkv"), "-q")
     groups = json.loads((tmp_path / "s.json").read_text())["groups"]
-    assert [g["key"] for g in groups] == [True, True, False]
+    assert [(g["index"], g["first_frame"], g["frames"], g["key"]) for g in groups] == [
+        (0, 0, 4, True), (1, 4, 2, False), (2, 6, 4, True), (3, 10, 2, False)]
+    with NirvReader(path) as reader:
+        assert reader.version == 4 and reader.header.num_groups == 4
+        assert [reader.frame_range(i) for i in range(4)] == [(0, 4), (4, 6), (6, 10), (10, 12)]
+        assert [reader.is_key(i) for i in range(4)] == [True, False, True, False]
+    recon = frames_of(tmp_path / "r.mkv")
+    run("decode", str(path), "-o", str(tmp_path / "d.mkv"), "--lossless", "-q")
+    assert np.array_equal(frames_of(tmp_path / "d.mkv"), recon)
+    run("decode", str(path), "-o", str(tmp_path / "part.mkv"), "--frames", "5:11", "--lossless", "-q")
+    assert np.array_equal(frames_of(tmp_path / "part.mkv"), recon[5:11])
+    table = run("info", str(path))
+    assert "4-5" in table and "6-9" in table  # the groups' frames
 
 
 def test_two_workers_write_the_same_file(encoded, tmp_path):

@@ -87,23 +87,29 @@ def test_group_payload_round_trip_is_exact(case):
 
 
 @FAST
-@given(st.lists(st.tuples(st.binary(max_size=300), st.booleans()), min_size=1, max_size=8),
-       st.integers(1, 4))
-def test_container_round_trip_is_exact(chunks, group_size):
-    keys = [True] + [key for _, key in chunks[1:]]  # the first group is always a key
-    header = Header(width=16, height=8, num_frames=len(chunks) * group_size, fps_num=30000,
-                    fps_den=1001, group_size=group_size, key_interval=3, num_groups=len(chunks),
+@given(st.lists(st.tuples(st.binary(max_size=300), st.booleans(), st.integers(1, 4)), min_size=1, max_size=8),
+       st.integers(0, 3))
+def test_container_round_trip_is_exact(chunks, extra):
+    """Groups of any length up to the group size (ended early at scene cuts) tile the frames."""
+    keys = [True] + [key for _, key, _ in chunks[1:]]  # the first group is always a key
+    lengths = [n for _, _, n in chunks]
+    header = Header(width=16, height=8, num_frames=sum(lengths), fps_num=30000,
+                    fps_den=1001, group_size=max(lengths) + extra, key_interval=3, num_groups=len(chunks),
                     kind="grid", network=GridConfig(levels=2))
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "x.nirv"
         with NirvWriter(path, header.size) as writer:
-            for (payload, _), key in zip(chunks, keys):
-                writer.add_group(payload, is_key=key)
+            for (payload, _, n), key in zip(chunks, keys):
+                writer.add_group(payload, is_key=key, frames=n)
             size = writer.close(header)
         assert path.stat().st_size == size
         with NirvReader(path) as reader:
             assert reader.header == header and reader.num_groups == len(chunks)
-            assert [reader.read_group(i) for i in range(len(chunks))] == [p for p, _ in chunks]
+            assert [reader.read_group(i) for i in range(len(chunks))] == [p for p, _, _ in chunks]
             assert [reader.is_key(i) for i in range(len(chunks))] == keys
+            frame = 0
             for i in range(len(chunks)):
                 assert reader.key_group_at_or_before(i) == max(k for k in range(i + 1) if keys[k])
+                assert reader.frame_range(i) == (frame, frame + lengths[i])
+                assert [reader.group_at(f) for f in range(frame, frame + lengths[i])] == [i] * lengths[i]
+                frame += lengths[i]

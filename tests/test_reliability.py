@@ -53,7 +53,7 @@ def hostile(path: Path, kind: str, width: int, height: int, frames: int, group_s
             n = min(group_size, frames - i * group_size)
             head = bytes([1, n]) + varint(1) + struct.pack("<f", psnr) + varint(len(shapes))
             records = (bytes([SCALE_FLAG]) + struct.pack("<f", 0.01) + varint(len(blob))) * len(shapes)
-            writer.add_group(head + records + blob * len(shapes), is_key=True)
+            writer.add_group(head + records + blob * len(shapes), is_key=True, frames=n)
         writer.close(header)
     return path
 

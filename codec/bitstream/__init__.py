@@ -3,12 +3,12 @@
 All integers are little-endian; ``u8/u16/u32/u64`` are unsigned, ``f16/f32`` IEEE floats.
 CRC32 is zlib's (``zlib.crc32``). Offsets are from the start of the file.
 
-File (format version 3), written by :class:`NirvWriter`, read by :class:`NirvReader`::
+File (format version 4), written by :class:`NirvWriter`, read by :class:`NirvReader`::
 
     prelude (8 + header size + 4 bytes; written last, by seeking back: the header is final
     only at the end, and its size is known from the start)
       0   4s   magic            b"NIRV"
-      4   u16  version          3 (1 and 2 are still read; a reader refuses newer versions
+      4   u16  version          4 (1 to 3 are still read; a reader refuses newer versions
                                 and asks for an upgrade)
       6   u16  header size      S
       8   ...  header           see "Header" below (S bytes)
@@ -17,10 +17,14 @@ File (format version 3), written by :class:`NirvWriter`, read by :class:`NirvRea
       +0  u32  length           payload bytes
       +4  u32  CRC32            of the payload
       +8  ...  payload          see "Group payload" below
-    index at index_offset, 13 bytes per group
+    index at index_offset, 14 bytes per group (13 before version 4: no frames field)
       +0  u64  offset           of the group's chunk (its length field)
       +8  u32  length           payload bytes (must match the chunk)
       +12 u8   flags            bit 0: key group (intra only); other bits 0; group 0 is a key
+      +13 u8   frames           frames in the group, 1..group_size, summing to num_frames: a
+                                group may end early before a scene cut, and the group after
+                                it is a key; before version 4 every group but the last holds
+                                group_size frames
     footer (last 20 bytes)
       +0  u64  index_offset     == end of the last chunk
       +8  u32  group count      == header num_groups
@@ -30,14 +34,15 @@ File (format version 3), written by :class:`NirvWriter`, read by :class:`NirvRea
 A reader checks: magic, version, header CRC and field bounds, end magic, index CRC, group
 count, that chunks tile the file exactly from the end of the prelude to index_offset, then
 per chunk on read its length and CRC. Decoding group g needs the chain from
-``key_group_at_or_before(g)`` only.
+``key_group_at_or_before(g)`` only; the index's frame counts say which group holds a frame.
 
-Header, versions 2 and 3 (:mod:`.header`; the common fields and their bounds are declared once in
+Header, versions 2 to 4 (:mod:`.header`; the common fields and their bounds are declared once in
 ``Header``, each kind's config fields in its config dataclass)::
 
     width u32 (1..16384)     height u32 (1..16384)     num_frames u32 (1..10^7)
     fps_num u32 (>=1)        fps_den u32 (>=1)         group_size u8 (1..64)
-    key_interval u16 (>=1)   num_groups u32 (== ceil(num_frames / group_size))
+    key_interval u16 (>=1)   num_groups u32 (ceil(num_frames / group_size)..num_frames;
+                                        == ceil(num_frames / group_size) before version 4)
     kind u8                  0 siren, 1 grid (nirvana.kinds; unknown kinds are refused)
     config_length u16        == the bytes left in the header
     config block             the kind's config, fields in order:
@@ -61,7 +66,7 @@ Header, version 1 (38 bytes; siren only, read but no longer written)::
     patch_size u16  key_interval u16  hidden u16  hidden_layers u8  channels u16  w0 f32
     num_groups u32
 
-Group payload, version 3 (:mod:`.group`), for every kind; T = number of tensors in the
+Group payload, versions 3 and 4 (:mod:`.group`), for every kind; T = number of tensors in the
 kind's file order (``nirvana.kinds``: for ``siren`` the stem, conv and bias weights; for
 ``grid`` the latent levels from the finest, then the synthesis weights, the context model's
 and, with motion, the motion tensor: int32 ``(G, 2, ceil(H / B), ceil(W / B))``, scale 1,
@@ -74,7 +79,7 @@ the first) is moved from the frame before as decoded instead, anything else mean
 key group such a frame adds the change of the synthesis output, see :func:`nirvana.grid.render`)::
 
     u8     flags       bit 0: key group; other bits 0
-    u8     num_frames  frames in this group (>= 1; == min(group_size, frames left))
+    u8     num_frames  frames in this group (== the index entry's frames)
     varint iterations  training iterations spent (stats, < 2^32)
     f32    psnr        encoder's PSNR of this group's reconstruction (stats)
     varint T

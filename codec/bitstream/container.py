@@ -15,12 +15,12 @@ Example:
     ...            key_interval=10, num_groups=2, kind="grid", network=GridConfig())
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "clip.nirv"
     >>> with NirvWriter(path, h.size) as w:
-    ...     w.add_group(b"group 0", is_key=True)
-    ...     w.add_group(b"group 1", is_key=False)
+    ...     w.add_group(b"group 0", is_key=True, frames=2)
+    ...     w.add_group(b"group 1", is_key=False, frames=2)
     ...     size = w.close(h)
     >>> with NirvReader(path) as r:
-    ...     (r.num_groups, r.read_group(1), r.key_group_at_or_before(1))
-    (2, b'group 1', 0)
+    ...     (r.num_groups, r.read_group(1), r.key_group_at_or_before(1), r.frame_range(1))
+    (2, b'group 1', 0, (2, 4))
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from codec.tempfiles import blamed_on, remove_stale, temp_path
 
 MAGIC = b"NIRV"
 END_MAGIC = b"VRIN"
-VERSION = 3  # written (compact group payloads); versions 1 (siren only) and 2 are still read
+VERSION = 4  # written (groups of any length up to group_size); versions 1 (siren only) to 3 are still read
 U32_MAX = 2**32 - 1
 
 _START = struct.Struct("<4sHH")  # magic, version, header size
@@ -52,7 +52,8 @@ def prelude_size(header_size: int) -> int:
     return _START.size + header_size + _CRC.size
 
 _CHUNK = struct.Struct("<II")  # payload length, payload CRC32
-_ENTRY = np.dtype([("offset", "<u8"), ("length", "<u4"), ("flags", "u1")])  # 13 bytes, packed
+_ENTRY = np.dtype([("offset", "<u8"), ("length", "<u4"), ("flags", "u1"), ("frames", "u1")])  # 14 bytes
+_ENTRY_V3 = np.dtype([("offset", "<u8"), ("length", "<u4"), ("flags", "u1")])  # 13 bytes: frames implied
 _FOOTER_HEAD = struct.Struct("<QI")  # index offset, group count (covered by the index CRC)
 _FOOTER = struct.Struct("<QII4s")  # the footer head, index CRC32, end magic
 KEY_FLAG = 0x01
@@ -74,7 +75,7 @@ class NirvWriter:
             self._file = open(self._tmp, "wb")
         self._header_size = header_size  # Header.size: the prelude is rewritten by close()
         self._write(bytes(prelude_size(header_size)))
-        self._index: list[tuple[int, int, int]] = []
+        self._index: list[tuple[int, int, int, int]] = []
         self._offset = prelude_size(header_size)
 
     def __enter__(self) -> NirvWriter:
@@ -84,8 +85,9 @@ class NirvWriter:
         if self._file is not None:
             self.abort()
 
-    def add_group(self, payload: bytes, is_key: bool) -> None:
-        """Append one group chunk: length, CRC32, payload. The first group must be a key."""
+    def add_group(self, payload: bytes, is_key: bool, frames: int) -> None:
+        """Append one group chunk: length, CRC32, payload; the group holds the next ``frames``
+        frames (1..group_size). The first group must be a key."""
         if self._file is None:
             raise ValueError("NirvWriter is already closed")
         if not self._index and not is_key:
@@ -93,7 +95,9 @@ class NirvWriter:
         if len(payload) > U32_MAX:
             raise ValueError(f"group payload of {len(payload)} bytes exceeds 4 GiB")
         self._write(_CHUNK.pack(len(payload), zlib.crc32(payload)) + payload)
-        self._index.append((self._offset, len(payload), KEY_FLAG if is_key else 0))
+        if not 1 <= frames <= 255:
+            raise ValueError(f"a group holds 1..255 frames, not {frames}")
+        self._index.append((self._offset, len(payload), KEY_FLAG if is_key else 0, frames))
         self._offset += _CHUNK.size + len(payload)
 
     def close(self, header: Header) -> int:
@@ -105,6 +109,10 @@ class NirvWriter:
                 raise ValueError(
                     f"header says {header.num_groups} groups, {len(self._index)} were added"
                 )
+            frames = [entry[3] for entry in self._index]
+            if sum(frames) != header.num_frames or max(frames) > header.group_size:
+                raise ValueError(f"groups of {frames} frames do not tile the header's "
+                                 f"{header.num_frames} frames in groups of at most {header.group_size}")
             head = header.pack()
             if len(head) != self._header_size:
                 raise ValueError(f"header has {len(head)} bytes, {self._header_size} were reserved")
@@ -148,7 +156,8 @@ class NirvReader:
     """Opens and validates a .nirv, then reads group chunks by random access.
 
     Attributes: ``header``, ``file_size``, ``num_groups`` and ``bytes_read`` (payload bytes
-    returned by :meth:`read_group` so far). Example: see the module doc.
+    returned by :meth:`read_group` so far); :meth:`frame_range` and :meth:`group_at` map
+    groups to frames. Example: see the module doc.
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
@@ -161,7 +170,7 @@ class NirvReader:
         try:
             self.file_size = os.fstat(self._file.fileno()).st_size
             self.header = self._read_prelude()
-            self._offsets, self._lengths, self._keys = self._read_index()
+            self._offsets, self._lengths, self._keys, self._starts = self._read_index()
         except BaseException:
             self._file.close()
             raise
@@ -184,6 +193,16 @@ class NirvReader:
     def key_group_at_or_before(self, i: int) -> int:
         """The nearest key group ``<= i``: where decoding must start to reach group ``i``."""
         return int(np.flatnonzero(self._keys[: self._check(i) + 1])[-1])
+
+    def frame_range(self, i: int) -> tuple[int, int]:
+        """Frames ``[start, stop)`` of group ``i``."""
+        return int(self._starts[self._check(i)]), int(self._starts[i + 1])
+
+    def group_at(self, frame: int) -> int:
+        """The group that holds ``frame`` (0 <= frame < num_frames)."""
+        if not 0 <= frame < self.header.num_frames:
+            raise IndexError(f"frame {frame} out of range 0..{self.header.num_frames - 1}")
+        return int(np.searchsorted(self._starts, frame, side="right")) - 1
 
     def read_group(self, i: int) -> bytes:
         """Seek to chunk ``i``, check its length and CRC32, and return its payload."""
@@ -213,9 +232,8 @@ class NirvReader:
                              self.version)
         except BitstreamError as e:
             raise self._damaged(f"group {i}: {e}") from None
-        h = self.header
-        expected = min(h.group_size, h.num_frames - i * h.group_size)
-        if g.num_frames != expected or g.is_key != self.is_key(i):
+        start, stop = self.frame_range(i)
+        if g.num_frames != stop - start or g.is_key != self.is_key(i):
             raise self._damaged(f"group {i} payload disagrees with the header or index")
         return g
 
@@ -263,21 +281,27 @@ class NirvReader:
         except BitstreamError as e:
             raise self._damaged(str(e)) from None
 
-    def _read_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _read_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Offsets, lengths, key flags and first frames (one more: the frame count) of the groups."""
         footer = self._read_exact(self.file_size - _FOOTER.size, _FOOTER.size)
         index_offset, count, crc, end = _FOOTER.unpack(footer)
         if end != END_MAGIC:
             raise BitstreamError(
                 f"{self.name}: file is truncated or was never finished (no end marker)"
             )
-        if count != self.header.num_groups:
-            raise self._damaged(f"index holds {count} groups, the header {self.header.num_groups}")
-        if index_offset + count * _ENTRY.itemsize + _FOOTER.size != self.file_size:
+        h = self.header
+        if count != h.num_groups:
+            raise self._damaged(f"index holds {count} groups, the header {h.num_groups}")
+        if self.version < 4 and count != h.regular_groups:
+            raise self._damaged(f"header field num_groups={count} does not match "
+                                f"ceil(num_frames / group_size) = {h.regular_groups}")
+        entry = _ENTRY if self.version >= 4 else _ENTRY_V3
+        if index_offset + count * entry.itemsize + _FOOTER.size != self.file_size:
             raise self._damaged(f"index offset {index_offset} is out of bounds")
-        index = self._read_exact(index_offset, count * _ENTRY.itemsize)
+        index = self._read_exact(index_offset, count * entry.itemsize)
         if _index_crc(index, index_offset, count) != crc:
             raise self._damaged("index fails its CRC32 check")
-        entries = np.frombuffer(index, dtype=_ENTRY)
+        entries = np.frombuffer(index, dtype=entry)
         offsets, lengths = entries["offset"], entries["length"].astype(np.uint64)
         ends = self.prelude_size + np.cumsum(_CHUNK.size + lengths)
         contiguous = np.array_equal(offsets[1:], ends[:-1]) and ends[-1] == index_offset
@@ -286,7 +310,15 @@ class NirvReader:
         flags = entries["flags"]
         if (flags > KEY_FLAG).any() or not flags[0] & KEY_FLAG:
             raise self._damaged("index has bad key flags (the first group must be a key)")
-        return offsets, lengths, (flags & KEY_FLAG).astype(bool)
+        if self.version >= 4:
+            frames = entries["frames"].astype(np.int64)
+            if frames.min() < 1 or frames.max() > h.group_size or frames.sum() != h.num_frames:
+                raise self._damaged(f"index group lengths do not tile {h.num_frames} frames "
+                                    f"in groups of 1..{h.group_size}")
+        else:  # every group but the last holds group_size frames
+            frames = np.minimum(h.group_size, h.num_frames - h.group_size * np.arange(count))
+        starts = np.concatenate([[0], np.cumsum(frames)])
+        return offsets, lengths, (flags & KEY_FLAG).astype(bool), starts
 
 
 def _index_crc(index: bytes, index_offset: int, count: int) -> int:

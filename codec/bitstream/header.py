@@ -40,13 +40,14 @@ class Header:
     fps_den: int = spec("I", 1, U32_MAX, None)
     group_size: int = spec("B", 1, 64, None)
     key_interval: int = spec("H", 1, 65535, None)
-    num_groups: int = spec("I", 1, U32_MAX, None)  # must equal expected_groups
+    num_groups: int = spec("I", 1, U32_MAX, None)  # regular_groups..num_frames (== regular_groups before v4)
     kind: str = field(default="siren")  # a name in nirvana.kinds.KINDS
     network: Any = field(default=None)  # the kind's config (NetworkConfig, GridConfig, ...)
 
     @property
-    def expected_groups(self) -> int:
-        """``ceil(num_frames / group_size)``: the number of group chunks the file must hold."""
+    def regular_groups(self) -> int:
+        """``ceil(num_frames / group_size)``: the fewest group chunks that hold every frame (and
+        the count when every group but the last is full; version 4 ends groups early at cuts)."""
         return math.ceil(self.num_frames / self.group_size)
 
     def problem(self) -> str | None:
@@ -54,10 +55,10 @@ class Header:
         problem = range_problem(self)
         if problem:
             return f"header {problem}"
-        if self.num_groups != self.expected_groups:
+        if not self.regular_groups <= self.num_groups <= self.num_frames:
             return (
-                f"header field num_groups={self.num_groups} does not match "
-                f"ceil(num_frames / group_size) = {self.expected_groups}"
+                f"header field num_groups={self.num_groups} is outside "
+                f"ceil(num_frames / group_size)..num_frames = {self.regular_groups}..{self.num_frames}"
             )
         if self.kind not in KINDS:
             return f"header field kind={self.kind!r} is not a known network kind"
