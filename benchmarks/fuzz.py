@@ -1,8 +1,9 @@
 """Fuzzing the .nirv reader and decoder with mutants of the golden files.
 
 Every mutant of a small valid file (``tests/data/golden_v1.nirv``, ``golden_v2.nirv``,
-``golden_v2_context.nirv``, ``golden_v3.nirv``: every format version, context-coded levels, and
-fixed and compact tensor tables) must end in one of three outcomes, decided in-process:
+``golden_v2_context.nirv``, ``golden_v3.nirv``, ``golden_v3_subpel.nirv``, ``golden_v4_cut.nirv``:
+every format version, context-coded levels, fixed and compact tensor tables, motion, and
+groups ended early at a scene cut) must end in one of three outcomes, decided in-process:
 
 ``open``     refused when opened (:func:`codec.limits.open_nirv`: framing, header, limits)
              with a :class:`~codec.errors.CodecError`,
@@ -71,7 +72,8 @@ from nirvana.kinds import KINDS
 
 REPO = Path(__file__).resolve().parents[1]
 BASES = [REPO / "tests" / "data" / name for name in ("golden_v1.nirv", "golden_v2.nirv",
-                                                        "golden_v2_context.nirv", "golden_v3.nirv")]
+                                                        "golden_v2_context.nirv", "golden_v3.nirv",
+                                                        "golden_v3_subpel.nirv", "golden_v4_cut.nirv")]
 OUTCOMES = ("open", "group", "decoded", "bug")
 FUZZ_LIMITS = {"values_per_group": 1 << 16, "frame_pixels": 1 << 14, "group_work": 1 << 24,
                "group_bytes": 1 << 26}
@@ -88,7 +90,8 @@ GROUP_HEAD: Spec = [("flags", "B", 1), ("num_frames", "B", None), ("iterations",
                     ("psnr", "f", None), ("tensors", "H", None)]
 TENSOR: Spec = [("mode", "B", 2), ("scale", "f", None), ("length", "I", None)]
 BLOB: Spec = [("kind", "B", 3), ("param", "B", None)]  # the model kind and its first byte
-INDEX_ENTRY: Spec = [("offset", "Q", None), ("length", "I", None), ("flags", "B", 1)]
+INDEX_ENTRY: Spec = [("offset", "Q", None), ("length", "I", None), ("flags", "B", 1)]  # then, from
+FRAMES_FROM = 4  # this version on, the group's frame count (u8, bound: the group size)
 FOOTER: Spec = [("index_offset", "Q", None), ("count", "I", None)]  # then CRC and end magic
 FOOTER_SIZE = 20
 
@@ -113,6 +116,7 @@ class Base:
     head: bytes  # the header record
     payloads: list[bytes]
     keys: list[bool]
+    frames: list[int]  # each group's frame count
     chunks: list[tuple[int, int]]  # (offset, payload length) of each chunk
     index_offset: int
     fields: list[Field]
@@ -142,6 +146,7 @@ def load(path: Path) -> Base:
         header, version = reader.header, reader.version
         payloads = [reader.read_group(i) for i in range(reader.num_groups)]
         keys = [reader.is_key(i) for i in range(reader.num_groups)]
+        frames = [b - a for a, b in map(reader.frame_range, range(reader.num_groups))]
     data = path.read_bytes()
     head = data[8:8 + struct.unpack_from("<H", data, 6)[0]]
     chunks, offset = [], 8 + len(head) + 4
@@ -158,11 +163,17 @@ def load(path: Path) -> Base:
         group_fields = fields_of(i, chunk + 8, data, header)
         found += group_fields
         payload_cuts.append(sorted({f.offset - chunk - 8 for f in group_fields}))
+    entry = _index_entry(version, header.group_size)
     found += [f for i in range(len(payloads))
-              for f in _walk(f"index {i}", offset + 13 * i, INDEX_ENTRY)]
+              for f in _walk(f"index {i}", offset + _size(entry) * i, entry)]
     found += _walk("footer", len(data) - FOOTER_SIZE, FOOTER)
-    return Base(path.name, data, version, head, payloads, keys, chunks, offset, found,
+    return Base(path.name, data, version, head, payloads, keys, frames, chunks, offset, found,
                 payload_cuts, sorted({f.offset - 8 for f in header_fields}))
+
+
+def _index_entry(version: int, group_size: int) -> Spec:
+    """The layout of one index entry of a file of ``version``."""
+    return INDEX_ENTRY + ([("frames", "B", group_size)] if version >= FRAMES_FROM else [])
 
 
 def _walk(prefix: str, offset: int, spec: Spec) -> list[Field]:
@@ -261,13 +272,14 @@ def _compact_fields(i: int, start: int, data: bytes, header: Header) -> list[Fie
     return found
 
 
-def assemble(version: int, head: bytes, payloads: list[bytes], keys: list[bool]) -> bytes:
+def assemble(version: int, head: bytes, payloads: list[bytes], keys: list[bool], frames: list[int]) -> bytes:
     """A file from its parts with every length, offset and CRC consistent."""
     out = [struct.pack("<4sHH", MAGIC, version, len(head)), head, struct.pack("<I", zlib.crc32(head))]
     offset, entries = 8 + len(head) + 4, []
-    for payload, key in zip(payloads, keys):
+    for payload, key, n in zip(payloads, keys, frames):
         out.append(struct.pack("<II", len(payload), zlib.crc32(payload)) + payload)
-        entries.append(struct.pack("<QIB", offset, len(payload), int(key)))
+        entries.append(struct.pack("<QIB", offset, len(payload), int(key))
+                       + (bytes([n]) if version >= FRAMES_FROM else b""))
         offset += 8 + len(payload)
     index, located = b"".join(entries), struct.pack("<QI", offset, len(payloads))
     crc = zlib.crc32(located, zlib.crc32(index))
@@ -330,7 +342,8 @@ def boundaries(base: Base) -> list[int]:
     size, head_end = len(base.data), 8 + len(base.head)
     marks = {0, 4, 6, 8, head_end, head_end + 4, base.index_offset, size - FOOTER_SIZE, size - 4}
     marks |= {offset + skip for offset, _ in base.chunks for skip in (0, 4, 8)}
-    marks |= {base.index_offset + 13 * i for i in range(len(base.chunks))}
+    entry = (size - FOOTER_SIZE - base.index_offset) // len(base.chunks)  # 13 or 14 bytes
+    marks |= {base.index_offset + entry * i for i in range(len(base.chunks))}
     return sorted({m + d for m in marks for d in (-1, 0, 1) if 0 <= m + d < size})
 
 
@@ -357,12 +370,15 @@ def _junk_draw(rng: np.random.Generator, base: Base) -> Mutant:
     return Mutant("junk", f"{where} bytes at {sorted(spots.tolist())}", resign(data, base))
 
 
-def _rebuilt(base: Base, what: str, head: bytes | None = None,
-             payloads: list[bytes] | None = None, keys: list[bool] | None = None) -> Mutant:
-    """``base`` with some parts replaced, every length, offset and CRC made consistent."""
-    return Mutant("reframe", what, assemble(base.version, base.head if head is None else head,
-                                            base.payloads if payloads is None else payloads,
-                                            base.keys if keys is None else keys))
+def _rebuilt(base: Base, what: str, head: bytes | None = None, payloads: list[bytes] | None = None,
+             groups: list[int] | None = None) -> Mutant:
+    """``base`` with some parts replaced (``groups``: the groups kept, by index, with their
+    key flags and frame counts), every length, offset and CRC made consistent."""
+    keep = range(len(base.payloads)) if groups is None else groups
+    if payloads is None:
+        payloads = [base.payloads[k] for k in keep]
+    return Mutant("reframe", what, assemble(base.version, base.head if head is None else head, payloads,
+                                            [base.keys[k] for k in keep], [base.frames[k] for k in keep]))
 
 
 def _with_payload(base: Base, i: int, payload: bytes) -> list[bytes]:
@@ -381,12 +397,8 @@ def _reframe_exhaustive(base: Base) -> Iterator[Mutant]:
             if j != i:
                 yield _rebuilt(base, f"group {i} payload replaced by group {j}'s",
                                payloads=_with_payload(base, i, base.payloads[j]))
-        rest = [k for k in range(n) if k != i]
-        yield _rebuilt(base, f"group {i} dropped", payloads=[base.payloads[k] for k in rest],
-                       keys=[base.keys[k] for k in rest])
-        again = list(range(i + 1)) + list(range(i, n))
-        yield _rebuilt(base, f"group {i} repeated", payloads=[base.payloads[k] for k in again],
-                       keys=[base.keys[k] for k in again])
+        yield _rebuilt(base, f"group {i} dropped", groups=[k for k in range(n) if k != i])
+        yield _rebuilt(base, f"group {i} repeated", groups=list(range(i + 1)) + list(range(i, n)))
 
 
 def _reframe_draw(rng: np.random.Generator, base: Base) -> Mutant:

@@ -42,7 +42,7 @@ def test_the_fuzzer_models_the_golden_files_exactly(bases):
     """Rebuilding a file from its parts, or recomputing its CRCs, gives it back byte for byte,
     and every header field sits where the fuzzer thinks it does."""
     for base in bases:
-        assert fuzz.assemble(base.version, base.head, base.payloads, base.keys) == base.data
+        assert fuzz.assemble(base.version, base.head, base.payloads, base.keys, base.frames) == base.data
         assert fuzz.resign(bytearray(base.data), base) == base.data
         with NirvReader(fuzz.REPO / "tests" / "data" / base.name) as reader:
             header = reader.header
@@ -83,11 +83,11 @@ def test_random_mutants_of_every_family_are_refused_or_decoded(bases, tmp_path):
     assert Counter(m.family for m, _ in results) == {f: RANDOM_PER_FAMILY for f in fuzz.FAMILIES}
 
 
-@pytest.mark.parametrize("index", [2, 3], ids=["v2-context", "v3-compact"])
+@pytest.mark.parametrize("index", [2, 3, 4, 5], ids=["v2-context", "v3-compact", "v3-subpel", "v4-cut"])
 def test_mutants_of_context_coded_groups_are_refused_or_decoded(bases, tmp_path, index):
-    """The golden files with context-coded levels (fixed and compact tensor tables): their
-    payload fields at every bound, and random mutants (the benchmark runs all of their
-    exhaustive ones)."""
+    """The golden files with context-coded levels (fixed and compact tensor tables, motion,
+    groups ended at a cut): their payload fields at every bound, and random mutants (the
+    benchmark runs all of their exhaustive ones)."""
     context = bases[index]
     rng = np.random.default_rng(11)
     fields = [m for m in fuzz.exhaustive(context) if m.family == "field" and m.what.startswith("group")]

@@ -22,8 +22,10 @@ GOLDEN = {
     "golden_v3.nirv": (3, "grid", (160, 96, 4), "5588f6f641644f7a3c7a78135ed6ab2e"),
     # version 3: a chained key group, half-pixel overlapped motion in the warm group
     "golden_v3_subpel.nirv": (3, "grid", (160, 96, 4), "2d219fef22f1abccaee58f644b04b79c"),
+    # version 4: a scene cut; groups of 3, 1 (ended before the cut), 3 (a key from it), 1
+    "golden_v4_cut.nirv": (4, "grid", (160, 96, 8), "43da80f04335376cf30b13c6f9979a1a"),
 }
-CONTEXT_CODED = {"golden_v2_context.nirv", "golden_v3.nirv", "golden_v3_subpel.nirv"}
+CONTEXT_CODED = {"golden_v2_context.nirv", "golden_v3.nirv", "golden_v3_subpel.nirv", "golden_v4_cut.nirv"}
 
 
 def _make_golden():
@@ -40,6 +42,19 @@ def test_golden_file_decodes_to_its_md5(name):
         assert (reader.version, reader.header.kind) == (version, kind)
         assert (reader.header.width, reader.header.height, reader.header.num_frames) == size
     assert _make_golden().decoded_md5(DATA / name) == md5
+
+
+def test_golden_v4_groups_follow_the_cut_and_decode_from_it():
+    import torch
+
+    from codec.decoder import decoded_groups
+
+    with NirvReader(DATA / "golden_v4_cut.nirv") as reader:
+        assert [reader.frame_range(i) for i in range(4)] == [(0, 3), (3, 4), (4, 7), (7, 8)]
+        assert [reader.is_key(i) for i in range(4)] == [True, False, True, False]
+        whole = torch.cat([g for _, g in decoded_groups(reader, 0, 8)])
+        assert [i for i, _ in decoded_groups(reader, 3, 6)] == [1, 2]
+        assert torch.equal(torch.cat([g for _, g in decoded_groups(reader, 4, 8)]), whole[4:])
 
 
 @pytest.mark.parametrize("name", sorted(GOLDEN))

@@ -7,9 +7,12 @@ be rebuilt: ``golden_v1.nirv`` was written by the version-1 writer (commit 668c2
 6-byte grid config block), ``golden_v2_context.nirv`` (context-coded grid levels) by the
 version-2 writer of commit 2179a45, ``golden_v3.nirv`` (compact payloads: inherited
 scales, empty blobs; context-coded levels; whole-pixel motion in its warm groups, a 9-byte
-grid config block) by the writer of commit 2512982. ``golden_v3_subpel.nirv`` (what this
-script builds) has two-frame groups with the chain in its key groups and half-pixel,
-overlapped motion in its warm groups (a 12-byte grid config block).
+grid config block) by the writer of commit 2512982, ``golden_v3_subpel.nirv`` (two-frame
+groups with the chain in its key groups and half-pixel, overlapped motion in its warm
+groups, a 12-byte grid config block) by the writer of commit fac1b14.
+``golden_v4_cut.nirv`` (what this script builds) has a scene cut: the clip's four frames,
+then the same turned upside down, in groups of up to 3, so its groups hold frames 0-2, 3
+(ended early before the cut), 4-6 (a key group from the cut) and 7 (warm).
 
     python tests/data/make_golden.py
 """
@@ -19,11 +22,15 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import tempfile
+
+import numpy as np
 import torch
 
 import codec
 from codec.bitstream import NirvReader
 from codec.decoder import decoded_groups
+from codec.video import VideoWriter, open_video
 
 DATA = Path(__file__).resolve().parent
 
@@ -36,12 +43,17 @@ def decoded_md5(path: Path) -> str:
 
 
 def main() -> None:
-    out = DATA / "golden_v3_subpel.nirv"
-    codec.encode(DATA / "CiscoVT2people_160x96_12fps.yuv", out, model="grid", preset="fast",
-                 key_iterations=60, iterations=30, group_size=2, key_interval=2, threads=1, context=8,
-                 stop=8, quality=4, motion=16, chain=True, subpel=1, overlap=True)
+    with open_video(DATA / "CiscoVT2people_160x96_12fps.yuv") as src:
+        frames = np.stack(list(src.frames()))
+    frames = np.concatenate([frames, frames[:, ::-1]])  # the cut
+    with tempfile.TemporaryDirectory() as tmp:
+        joined = Path(tmp) / "cut.mkv"
+        with VideoWriter(joined, 160, 96, 12, lossless=True) as writer:
+            writer.write(np.ascontiguousarray(frames))
+        codec.encode(joined, DATA / "golden_v4_cut.nirv", model="grid", preset="fast", key_iterations=40,
+                     iterations=20, group_size=3, key_interval=3, threads=1, quality=4)
     for name in ("golden_v1.nirv", "golden_v2.nirv", "golden_v2_context.nirv", "golden_v3.nirv",
-                 "golden_v3_subpel.nirv"):
+                 "golden_v3_subpel.nirv", "golden_v4_cut.nirv"):
         print(name, decoded_md5(DATA / name))
 
 
