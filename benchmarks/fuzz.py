@@ -89,7 +89,7 @@ CHUNK: Spec = [("length", "I", None)]  # then the CRC, which is recomputed
 GROUP_HEAD: Spec = [("flags", "B", 1), ("num_frames", "B", None), ("iterations", "I", None),
                     ("psnr", "f", None), ("tensors", "H", None)]
 TENSOR: Spec = [("mode", "B", 2), ("scale", "f", None), ("length", "I", None)]
-BLOB: Spec = [("kind", "B", 3), ("param", "B", None)]  # the model kind and its first byte
+BLOB: Spec = [("kind", "B", 4), ("param", "B", None)]  # the model kind and its first byte
 INDEX_ENTRY: Spec = [("offset", "Q", None), ("length", "I", None), ("flags", "B", 1)]  # then, from
 FRAMES_FROM = 4  # this version on, the group's frame count (u8, bound: the group size)
 FOOTER: Spec = [("index_offset", "Q", None), ("count", "I", None)]  # then CRC and end magic

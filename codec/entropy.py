@@ -15,6 +15,11 @@ Kinds:
   on small tensors. Tried only up to ``LAPLACE_MAX_COUNT`` values: it decodes ~10x slower than
   a table and a table costs next to nothing on large tensors.
 * ``RAW`` — offsets from the minimum at a fixed bit width; for ranges too wide for a table.
+* ``ESCAPED`` — a ``CATEGORICAL`` table over a core range around the most common value plus
+  one escape symbol; the few values outside the core are coded after it by a blob of their
+  own (any kind but this one). A heavy-tailed tensor (motion changes, say: mostly 0 and ±1,
+  a few values up to ±80) then pays for a short table instead of one count per value in
+  its whole range.
 
 Only numpy, constriction and the standard library are used: this is on the decode path.
 
@@ -35,7 +40,7 @@ import numpy as np
 
 from codec.errors import BitstreamError
 
-CONSTANT, CATEGORICAL, LAPLACE, RAW = 0, 1, 2, 3
+CONSTANT, CATEGORICAL, LAPLACE, RAW, ESCAPED = 0, 1, 2, 3, 4
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 MAX_SYMBOLS = 1 << 20  # largest alphabet of a CATEGORICAL table or a LAPLACE range
@@ -43,6 +48,7 @@ LAPLACE_MAX_COUNT = 1 << 16  # larger tensors are not offered the LAPLACE model
 TABLE_TOTALS = (1 << 8, 1 << 12, 1 << 16)  # rescaled-table totals tried besides exact counts
 MAX_COUNT_BYTES = 5  # a stored count is below 2**35
 RAW_CHUNK = 1 << 16  # values bit-packed at a time (a multiple of 8 keeps chunks byte-aligned)
+ESCAPE_WIDTHS = (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)  # core half-widths weighed
 
 _ANS = constriction.stream.stack.AnsCoder
 _MODEL = constriction.stream.model
@@ -71,7 +77,7 @@ def encode_ints(values: np.ndarray) -> bytes:
 
     Values must fit in int32. Example: ``encode_ints(np.zeros((3, 4), np.int64))`` is 2 bytes.
     """
-    return _encode(values).to_bytes()
+    return _encode(np.asarray(values)).to_bytes()
 
 
 def coded_size(values: np.ndarray) -> tuple[int, int]:
@@ -110,13 +116,26 @@ def decode_ints(data: bytes, count: int) -> np.ndarray:
         return np.full(count, params[0], dtype=np.int32)
     if kind == RAW:
         return _raw_decode(payload, count, *params)
+    if kind == ESCAPED:
+        lo, counts, tail_length = params
+        if tail_length > len(payload):
+            raise BitstreamError(f"entropy blob escape tail of {tail_length} bytes exceeds its payload")
+        symbols = _ans_decode(_words(payload[tail_length:]), CATEGORICAL, (0, counts), count)
+        escaped = symbols == len(counts) - 1
+        tail = payload[:tail_length]
+        if tail_length and tail[0] == ESCAPED:
+            raise BitstreamError("entropy blob escape tail is itself escaped")
+        values = symbols + np.int32(lo)
+        values[escaped] = decode_ints(tail, int(escaped.sum()))
+        return values
     return _ans_decode(_words(payload), kind, params, count)
 
 
 # --------------------------------------------------------------------------- encoder
 
 
-def _encode(values: np.ndarray) -> _Blob:
+def _encode(values: np.ndarray, escapes: bool = True) -> _Blob:
+    """The smallest blob of ``values``; ``escapes=False`` leaves ESCAPED out (for its tail)."""
     flat = np.asarray(values).reshape(-1)
     if flat.size and not np.issubdtype(flat.dtype, np.integer):
         raise TypeError(f"encode_ints needs an integer array, got {flat.dtype}")
@@ -136,6 +155,8 @@ def _encode(values: np.ndarray) -> _Blob:
         candidates += [_categorical(symbols, lo, table) for table in _tables(counts)]
         if flat.size <= LAPLACE_MAX_COUNT:
             candidates.append(_laplace(flat.astype(np.int32), lo, hi, counts))
+    if escapes:
+        candidates += _escaped(flat, lo, hi)
     best = min(candidates, key=lambda blob: blob.size, default=None)
     bits = span.bit_length()
     raw_side = bytes([RAW]) + _zigzag_varint(lo) + bytes([bits])
@@ -153,6 +174,42 @@ def _tables(counts: np.ndarray) -> list[np.ndarray]:
             scaled = np.floor(counts * (target / total) + 0.5).astype(np.int64)
             tables.append(np.where(counts > 0, np.maximum(scaled, 1), 0))
     return tables
+
+
+def _escaped(flat: np.ndarray, lo: int, hi: int) -> list[_Blob]:
+    """ESCAPED blobs for the core half-width around the most common value that an estimate
+    (ideal code length of the core, a byte per table entry, raw bits for the tail) favours;
+    none when every width's core holds every value."""
+    values, counts = np.unique(flat, return_counts=True)
+    mode = int(values[np.argmax(counts)])
+    best, best_cost = None, np.inf
+    for width in ESCAPE_WIDTHS:
+        a, b = max(mode - width, lo), min(mode + width, hi)
+        inside = (values >= a) & (values <= b)
+        if inside.all():
+            break
+        core = counts[inside].astype(np.float64)
+        escapes = float(counts[~inside].sum())
+        table = np.concatenate([core, [escapes]])
+        ideal = -(table * np.log2(table / table.sum())).sum() / 8
+        tail = values[~inside]
+        tail_bits = max(int(tail.max() - tail.min()).bit_length(), 1)
+        cost = ideal + (b - a + 2) + escapes * tail_bits / 8
+        if cost < best_cost:
+            best, best_cost = (a, b), cost
+    if best is None:
+        return []
+    a, b = best
+    outside = (flat < a) | (flat > b)
+    symbols = np.where(outside, b - a + 1, flat - a).astype(np.int32)
+    tail = _encode(flat[outside], escapes=False).to_bytes()
+    table = np.bincount(symbols, minlength=b - a + 2)
+    blobs = []
+    for counts in _tables(table):
+        side = bytes([ESCAPED]) + _zigzag_varint(a) + varint(len(counts)) + _varints(counts) + varint(len(tail))
+        model = _MODEL.Categorical(counts.astype(np.float64), perfect=False)
+        blobs.append(_Blob(side, tail + _ans_encode(symbols, model)))
+    return blobs
 
 
 def _categorical(symbols: np.ndarray, lo: int, table: np.ndarray) -> _Blob:
@@ -284,7 +341,7 @@ def _read_params(reader: BlobReader) -> tuple[int, tuple]:
     kind = reader.byte()
     if kind == CONSTANT:
         return kind, (reader.zigzag(),)
-    if kind == CATEGORICAL:
+    if kind in (CATEGORICAL, ESCAPED):
         lo = reader.zigzag()
         n = reader.varint(MAX_SYMBOLS)
         if n < 2 or lo + n - 1 > INT32_MAX:
@@ -292,6 +349,8 @@ def _read_params(reader: BlobReader) -> tuple[int, tuple]:
         counts = reader.varints(n)
         if not counts.any():
             raise BitstreamError("entropy blob table has only zero counts")
+        if kind == ESCAPED:
+            return kind, (lo, counts, reader.varint(2**32 - 1))
         return kind, (lo, counts)
     if kind == LAPLACE:
         lo = reader.zigzag()

@@ -34,6 +34,7 @@ CASES = {
     "int32_extremes": np.array([INT32.min, INT32.max, 0, -1, INT32.min]),
     "int32_random": RNG.integers(INT32.min, INT32.max, 2000, endpoint=True),
     "outlier": np.concatenate([laplace_ints(5000, 2.0), [400_000]]),
+    "heavy_tail": np.concatenate([laplace_ints(3000, 0.3), RNG.integers(-80, 80, 40)]),
 }
 
 
@@ -52,7 +53,7 @@ def test_round_trip(name):
 def test_round_trip_large_tensor():
     x = laplace_ints(2_500_000, 3.0).astype(np.int32)
     blob = encode_ints(x)
-    assert blob[0] == entropy.CATEGORICAL
+    assert blob[0] in (entropy.CATEGORICAL, entropy.ESCAPED)  # a table
     np.testing.assert_array_equal(decode_ints(blob, x.size), x)
 
 
@@ -60,10 +61,22 @@ def test_model_choice():
     assert encode_ints(np.zeros(10**5, np.int32)) == bytes([entropy.CONSTANT, 0])
     assert encode_ints(np.zeros(0, np.int32))[0] == entropy.CONSTANT
     assert encode_ints(laplace_ints(1000, 2.0))[0] == entropy.LAPLACE
-    assert encode_ints(laplace_ints(200_000, 2.0))[0] == entropy.CATEGORICAL
+    assert encode_ints(laplace_ints(200_000, 2.0))[0] in (entropy.CATEGORICAL, entropy.ESCAPED)
     assert encode_ints(CASES["int32_random"])[0] == entropy.RAW
     # raw bit packing is exact: 2000 values of 32 bits
     assert coded_size(CASES["int32_random"])[0] == 2000 * 4
+
+
+def test_heavy_tail_pays_a_short_table_and_codes_the_tail_apart(monkeypatch):
+    """Motion-like changes (mostly 0 and ±1, a few up to ±80): a table over the core and an
+    escape beats one count per value of the whole range, and decodes exactly."""
+    x = CASES["heavy_tail"]
+    blob = encode_ints(x)
+    assert blob[0] == entropy.ESCAPED
+    np.testing.assert_array_equal(decode_ints(blob, x.size), x)
+    monkeypatch.setattr(entropy, "ESCAPE_WIDTHS", ())
+    plain = encode_ints(x)
+    assert plain[0] != entropy.ESCAPED and len(blob) < 0.95 * len(plain)
 
 
 @pytest.mark.parametrize("n, slack", [(200_000, 0.002), (4096, 0.03)])
@@ -99,6 +112,18 @@ def varint(v: int) -> bytes:
     return entropy.varint(v)
 
 
+def _escapes_without_tail() -> bytes:
+    """A valid ESCAPED blob of ten values, one escaped, with its tail blob cut out."""
+    x = np.array([0] * 6 + [1] * 3 + [90])
+    blob = entropy._escaped(x, 0, 90)[0].to_bytes()
+    assert blob[0] == entropy.ESCAPED and np.array_equal(decode_ints(blob, 10), x)
+    reader = entropy.BlobReader(blob)
+    _, (_, _, tail) = entropy._read_params(reader)
+    return blob[: reader.pos - len(varint(tail))] + varint(0) + blob[reader.pos + tail:]
+
+
+ESCAPED_NO_TAIL = _escapes_without_tail()
+
 HOSTILE = {
     "empty": b"",
     "unknown_kind": bytes([9]),
@@ -120,6 +145,12 @@ HOSTILE = {
     "raw_past_int32": bytes([entropy.RAW]) + zigzag(INT32.max) + bytes([8]) + b"\x01" * 10,
     "ans_not_words": encode_ints(laplace_ints(300, 3.0))[:-1],
     "ans_zero_last_word": encode_ints(laplace_ints(300, 3.0))[:-4] + bytes(4),
+    # ESCAPED: core 0..1 and an escape symbol, counts 5 4 1, then the tail's length
+    "escape_tail_too_long": bytes([entropy.ESCAPED]) + zigzag(0) + varint(3) + b"\x05\x04\x01"
+    + varint(50) + b"\x00" * 8,
+    "escape_tail_escaped": bytes([entropy.ESCAPED]) + zigzag(0) + varint(3) + b"\x05\x04\x01"
+    + varint(1) + bytes([entropy.ESCAPED]) + b"\x00" * 8,
+    "escape_without_tail": ESCAPED_NO_TAIL,
 }
 
 
@@ -138,11 +169,12 @@ def test_wrong_count_is_detected():
 
 
 def test_random_damage_only_raises_bitstream_error():
-    blobs = [encode_ints(x) for x in (laplace_ints(400, 2.0), laplace_ints(30_000, 3.0))]
-    sizes = [400, 30_000]
+    blobs = [encode_ints(x) for x in (laplace_ints(400, 2.0), laplace_ints(30_000, 3.0), CASES["heavy_tail"])]
+    sizes = [400, 30_000, CASES["heavy_tail"].size]
+    assert blobs[2][0] == entropy.ESCAPED
     rng = np.random.default_rng(7)
-    for trial in range(300):
-        k = trial % 2
+    for trial in range(450):
+        k = trial % 3
         damaged = bytearray(blobs[k])
         if trial % 3 == 0:
             damaged = damaged[: rng.integers(len(damaged))]

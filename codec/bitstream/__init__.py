@@ -120,6 +120,11 @@ varint (``0, -1, 1, -2, ...`` -> ``0, 1, 2, 3, ...``)::
                     u32 words: ANS with QuantizedLaplace(lo, lo + span, mean, scale)
     3 raw           zz lo, u8 bits (1..32), ceil(count * bits / 8) bytes: value - lo,
                     least significant bit first, values packed back to back
+    4 escaped       zz lo, varint n (2..2^20), n x varint count (not all zero), varint
+                    tail length; then the tail: an entropy blob (any kind but 4) of the
+                    values outside lo..lo+n-2, in order, one per escape symbol; then u32
+                    words: ANS (as in 1) of the symbols value - lo inside the core and n - 1
+                    (the escape) outside it (version 4 on)
 
 Context blob (mode 3; :mod:`codec.context_coder`, model in :mod:`nirvana.context`): the level's
 values in passes (per time slot, three lattice phases), each value coded against
