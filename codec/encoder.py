@@ -148,7 +148,9 @@ def cut_groups(frames: Iterable[np.ndarray], group_size: int, cut_psnr: float, c
     Yields ``(group (n, H, W, 3) uint8, cut)``: ``cut`` says the group starts at a scene cut.
     A cut is a frame whose change from the frame before (:func:`frame_change`) is below
     ``cut_psnr`` and ``cut_drop`` dB below the median of the changes lately (the last 16 and
-    the group's own), so a fast pan, whose every frame changes a lot, makes none.
+    the group's own), so a fast pan, whose every frame changes a lot, makes none. After a cut
+    the changes lately are the new scene's only: a still scene cut to a fast one does not
+    make every fast frame a cut.
 
     >>> dark, bright = np.zeros((2, 2, 3), np.uint8), np.full((2, 2, 3), 200, np.uint8)
     >>> [(len(g), cut) for g, cut in cut_groups([dark] * 5 + [bright] * 5, 4, 20.0, 6.0)]
@@ -164,13 +166,19 @@ def cut_groups(frames: Iterable[np.ndarray], group_size: int, cut_psnr: float, c
         if not pending:
             return
         changes = [None if a is None else frame_change(a, b) for a, b in zip([last] + pending, pending)]
-        known = [c for c in changes if c is not None]
-        limit = min(cut_psnr, float(np.median(recent + known)) - cut_drop) if known else -math.inf
-        cut = cut or (changes[0] is not None and changes[0] < limit)
+        limit = _cut_limit(recent + [c for c in changes if c is not None], cut_psnr, cut_drop)
+        if cut or (changes[0] is not None and changes[0] < limit):
+            cut, recent = True, []  # a new scene, judged by its own changes from here on
+            limit = _cut_limit(changes[1:], cut_psnr, cut_drop)
         n = next((i for i in range(1, len(pending)) if changes[i] < limit), len(pending))
         yield np.stack(pending[:n]), cut
-        recent = (recent + [c for c in changes[:n] if c is not None])[-16:]
+        recent = (recent + [c for c in changes[int(cut):n] if c is not None])[-16:]
         last, pending, cut = pending[n - 1], pending[n:], n < len(pending)
+
+
+def _cut_limit(changes: list[float], cut_psnr: float, cut_drop: float) -> float:
+    """The change (dB) below which a frame is a cut, given the changes lately."""
+    return min(cut_psnr, float(np.median(changes)) - cut_drop) if changes else -math.inf
 
 
 @dataclass(frozen=True)

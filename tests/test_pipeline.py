@@ -168,6 +168,20 @@ def test_a_group_ends_at_a_scene_cut_and_the_next_starts_a_key_group(tmp_path):
     assert "4-5" in table and "6-9" in table  # the groups' frames
 
 
+def test_a_cut_to_a_fast_scene_starts_one_key_group_not_one_per_frame():
+    """After a cut from a still scene to one whose every frame changes a lot, the new scene's
+    frames are judged by its own changes: one group from the cut, then groups of G."""
+    from codec.encoder import cut_groups
+
+    rng = np.random.default_rng(0)
+    still = [np.full((8, 8, 3), 40, np.uint8)] * 5
+    fast = [rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(9)]
+    groups = [(len(g), cut) for g, cut in cut_groups(still + fast, 4, 20.0, 6.0)]
+    assert groups == [(4, False), (1, False), (4, True), (4, False), (1, False)]
+    # a fast pan alone has no cut
+    assert [cut for _, cut in cut_groups(fast, 4, 20.0, 6.0)] == [False] * 3
+
+
 def test_two_workers_write_the_same_file(encoded, tmp_path):
     d, _ = encoded
     run("encode", str(CARPHONE), "-o", str(tmp_path / "w2.nirv"), "--frames", "0:9", "--workers", "2", *FAST)
