@@ -56,7 +56,6 @@ class Segment:
 
     index: int
     first_group: int  # the group it would start at without scene cuts (seeds its fits)
-    num_groups: int  # without scene cuts; each cut adds a group
     first_frame: int  # relative to the encoded range
     num_frames: int
 
@@ -120,18 +119,17 @@ class EncodeReport:
 
 
 def plan_segments(num_frames: int, group_size: int, key_interval: int) -> list[Segment]:
-    """Cut the frames into segments of ``key_interval`` groups.
+    """Cut the frames into segments of ``key_interval`` groups' worth of frames.
 
-    >>> [(s.first_group, s.num_groups, s.num_frames) for s in plan_segments(10, 3, 2)]
-    [(0, 2, 6), (2, 2, 4)]
+    >>> [(s.first_group, s.first_frame, s.num_frames) for s in plan_segments(10, 3, 2)]
+    [(0, 0, 6), (2, 6, 4)]
     """
     groups = -(-num_frames // group_size)
     segments = []
     for index, first in enumerate(range(0, groups, key_interval)):
-        n = min(key_interval, groups - first)
         first_frame = first * group_size
-        frames = min(n * group_size, num_frames - first_frame)
-        segments.append(Segment(index, first, n, first_frame, frames))
+        frames = min(key_interval * group_size, num_frames - first_frame)
+        segments.append(Segment(index, first, first_frame, frames))
     return segments
 
 

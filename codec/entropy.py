@@ -77,7 +77,7 @@ def encode_ints(values: np.ndarray) -> bytes:
 
     Values must fit in int32. Example: ``encode_ints(np.zeros((3, 4), np.int64))`` is 2 bytes.
     """
-    return _encode(np.asarray(values)).to_bytes()
+    return _encode(values).to_bytes()
 
 
 def coded_size(values: np.ndarray) -> tuple[int, int]:
