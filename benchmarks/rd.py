@@ -429,6 +429,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, help="override the preset's budget of other groups")
     parser.add_argument("--group-size", type=int, help="frames per group (default: by kind and size)")
     parser.add_argument("--threads", type=int, help="CPU threads per encode (default: all cores)")
+    parser.add_argument("--halve-time", type=int, help="grid: time slots of the latent levels "
+                        "(nirvana encode --halve-time; default: the codec's)")
     parser.add_argument("--reuse-anchors", metavar="JSON",
                         help="take anchor points from this earlier results file where it has them")
     parser.add_argument("--update", action="store_true",
@@ -456,6 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             encode_options={k: v for k, v in (("key_iterations", args.key_iterations),
                                               ("iterations", args.iterations),
                                               ("group_size", args.group_size),
+                                              ("halve_time", args.halve_time),
                                               ("threads", args.threads)) if v is not None},
             reuse_anchors=args.reuse_anchors,
             update=args.update,

@@ -148,6 +148,9 @@ def main() -> None:
 @click.option("--hidden", type=int, default=None, help="siren: stem width; grid: synthesis width (default: by resolution).")
 @click.option("--channels", type=int, default=None, help="siren: feature channels (multiple of 4); grid: values per grid cell.")
 @click.option("--levels", type=int, default=None, help="grid: latent levels, each halving the size (default: by resolution).")
+@click.option("--halve-time", type=int, default=None,
+              help="grid: time slots of the latent levels; the finest has one per 2^(N-1) frames and each "
+                   "coarser level half as many, 0 = one per frame at every level (default 2; 1 suits fast motion).")
 @click.option("--context", type=int, default=None,
               help="grid: hidden units of the context entropy model of the latents, 0 = none (default 8).")
 @click.option("--motion", type=int, default=None,
@@ -182,7 +185,7 @@ def main() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @_user_errors
 def encode(input, output, model, preset, quality, target_psnr, group_size, patch_size, hidden, channels,
-           levels, context, motion, chain, subpel, overlap, key_interval, iterations, key_iterations, frame_range, size, fps, ignore_trailing_bytes, device,
+           levels, halve_time, context, motion, chain, subpel, overlap, key_interval, iterations, key_iterations, frame_range, size, fps, ignore_trailing_bytes, device,
            workers, threads, seed, stats_path, recon, resume, quiet):
     """Encode INPUT (a video file, raw .yuv, or PNG folder) into a .nirv file."""
     from codec.encoder import encode as run
@@ -191,6 +194,7 @@ def encode(input, output, model, preset, quality, target_psnr, group_size, patch
     try:
         report = run(input, output, model=model, preset=preset, quality=quality, target_psnr=target_psnr,
                      group_size=group_size, patch_size=patch_size, hidden=hidden, channels=channels, levels=levels,
+                     halve_time=halve_time,
                      context=context, motion=motion, chain=chain, subpel=subpel, overlap=overlap,
                      key_interval=key_interval, iterations=iterations,
                      key_iterations=key_iterations, start=start, stop=stop, size=_size(size), fps=fps, ignore_trailing_bytes=ignore_trailing_bytes,

@@ -257,6 +257,7 @@ def encode(
     hidden: int | None = None,
     channels: int | None = None,
     levels: int | None = None,
+    halve_time: int | None = None,
     context: int | None = None,
     motion: int | None = None,
     chain: bool | None = None,
@@ -284,7 +285,8 @@ def encode(
     """Encode frames ``[start, stop)`` of ``input`` into the ``.nirv`` file ``output``.
 
     ``model`` picks the network kind (``grid`` or ``siren``, :mod:`nirvana.kinds`);
-    ``patch_size`` applies to ``siren`` only, ``levels``, ``context`` (the width of the
+    ``patch_size`` applies to ``siren`` only, ``levels``, ``halve_time`` (time slots of the
+    latent levels: the finest has ``ceil(G / 2^(halve_time - 1))``), ``context`` (the width of the
     context entropy model, 0 for none), ``motion`` (the block size of warm groups' motion,
     0 for none), ``chain`` (whether a warm group may predict each frame from the frame
     before), ``subpel`` (motion in ``1/2^subpel`` pixels) and ``overlap`` (blend the
@@ -312,8 +314,8 @@ def encode(
     writes = where.rank == 0
     check_options(model=model, preset=preset, quality=quality, target_psnr=target_psnr,
                   group_size=group_size, patch_size=patch_size, hidden=hidden, channels=channels,
-                  levels=levels, context=context, motion=motion, chain=chain, subpel=subpel,
-                  overlap=overlap, key_interval=key_interval,
+                  levels=levels, halve_time=halve_time, context=context, motion=motion, chain=chain,
+                  subpel=subpel, overlap=overlap, key_interval=key_interval,
                   iterations=iterations, key_iterations=key_iterations, start=start, stop=stop, size=size, fps=fps, seed=seed)
     check_resume(resume, reconstruction, where.world)
     output = Path(output)
@@ -342,7 +344,7 @@ def encode(
         net_cfg = kind.default_config(info.width, info.height, group_size=group_size,
                                       patch_size=patch_size, hidden=hidden, channels=channels)
     else:
-        net_cfg = kind.default_config(info.width, info.height, levels=levels, hidden=hidden,
+        net_cfg = kind.default_config(info.width, info.height, levels=levels, halve_time=halve_time, hidden=hidden,
                                       channels=channels, context=context, motion=motion,
                                       chain=None if chain is None else int(chain), subpel=subpel,
                                       overlap=None if overlap is None else int(overlap))

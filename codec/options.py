@@ -124,6 +124,7 @@ def check_options(
     hidden: int | None = None,
     channels: int | None = None,
     levels: int | None = None,
+    halve_time: int | None = None,
     context: int | None = None,
     motion: int | None = None,
     chain: bool | None = None,
@@ -150,7 +151,7 @@ def check_options(
     _check_real("--quality", quality, *QUALITY_RANGE, " (0 smallest file, 10 best quality)")
     _check_real("--target-psnr", target_psnr, 0.0, 100.0, " dB")
     _check_network(model, {"patch_size": patch_size, "hidden": hidden, "channels": channels,
-                           "levels": levels, "context": context, "motion": motion,
+                           "levels": levels, "halve_time": halve_time, "context": context, "motion": motion,
                            "chain": None if chain is None else int(chain), "subpel": subpel,
                            "overlap": None if overlap is None else int(overlap)}, group_size)
     _check_int("--key-interval", key_interval, *_bounds(Header, "key_interval"))

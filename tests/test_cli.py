@@ -130,6 +130,8 @@ BAD_ENCODE_OPTIONS = [
     (["--motion", "68"], "--motion 68: must be between 0 and 64"),
     (["--model", "siren", "--motion", "16"], "--motion applies to --model grid only"),
     (["--subpel", "3"], "--subpel 3: must be between 0 and 2"),
+    (["--halve-time", "9"], "--halve-time 9: must be between 0 and 8"),
+    (["--model", "siren", "--halve-time", "1"], "--halve-time applies to --model grid only"),
     (["--model", "siren", "--no-overlap"], "--overlap applies to --model grid only"),
     (["--key-interval", "0"], "--key-interval 0: must be between 1 and 65535"),
     (["--key-interval", "70000"], "--key-interval 70000"),

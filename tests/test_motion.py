@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 import codec
 from codec.bitstream import NirvReader
-from codec.decoder import decoded_groups
+from codec.decoder import decoded_groups, group_shapes
 from codec.video import VideoWriter
 from nirvana.grid import GridConfig, render, tensor_shapes
 from nirvana.kinds import KINDS
@@ -177,15 +177,18 @@ def test_a_file_with_motion_decodes_to_the_encoders_reconstruction(motion_clip, 
     assert "motion" in run("info", str(path))
 
 
-def test_whole_pixel_motion_without_overlap_decodes_to_the_reconstruction(tmp_path):
+def test_whole_pixel_motion_without_overlap_and_a_slot_per_frame_decodes_to_the_reconstruction(tmp_path):
     path, recon = tmp_path / "w.nirv", tmp_path / "recon.y4m"
     run("encode", str(CARPHONE), "-o", str(path), "--frames", "0:6", "--subpel", "0", "--no-overlap",
-        "--recon", str(recon), *FAST)
+        "--halve-time", "1", "--recon", str(recon), *FAST)
     with NirvReader(path) as reader:
-        assert (reader.header.network.subpel, reader.header.network.overlap) == (0, 0)
+        cfg = reader.header.network
+        assert (cfg.subpel, cfg.overlap, cfg.halve_time) == (0, 0, 1)
+        assert group_shapes(reader.header)[0][1] == reader.header.group_size  # finest level: a slot per frame
     run("decode", str(path), "-o", str(tmp_path / "out.y4m"), "-q")
     assert np.array_equal(frames_of(tmp_path / "out.y4m"), frames_of(recon))
-    assert "subpel 0, overlap 0" in run("info", str(path))
+    text = run("info", str(path))
+    assert "subpel 0, overlap 0" in text and "halve_time 1" in text
 
 
 def test_a_range_inside_a_warm_group_decodes_the_same_frames(motion_clip):
