@@ -150,7 +150,7 @@ def main() -> None:
 @click.option("--levels", type=int, default=None, help="grid: latent levels, each halving the size (default: by resolution).")
 @click.option("--halve-time", type=int, default=None,
               help="grid: time slots of the latent levels; the finest has one per 2^(N-1) frames and each "
-                   "coarser level half as many, 0 = one per frame at every level (default 2; 1 suits fast motion).")
+                   "coarser level half as many, 0 = one per frame at every level (default: 1 from 320x180, else 2).")
 @click.option("--context", type=int, default=None,
               help="grid: hidden units of the context entropy model of the latents, 0 = none (default 8).")
 @click.option("--motion", type=int, default=None,

@@ -3,8 +3,10 @@
 One group of G frames is described by ``levels`` latent grids. Level ``l`` holds
 ``channels`` values per cell on a ``T_l × ceil(H / 2^l) × ceil(W / 2^l)`` lattice, where
 ``T_l = ceil(G / 2^(l + k - 1))`` for ``halve_time = k > 0`` and ``G`` for ``k = 0``. The
-default, ``k = 2``, shares even the finest level between two frames: on carphone that cost
-0.2 dB and saved 20 % of the bits against ``k = 1`` (benchmarks/results/ablation_*.md). Every level is
+encoder's default (:mod:`nirvana.kinds`) is ``k = 1`` (a slot per frame at the finest level)
+from 320×180 and ``k = 2`` (two frames share even the finest level) below: with motion, the
+finer time lets warm groups correct each frame's prediction, which pays on bikes and
+bigbuckbunny and not on carphone (benchmarks/results/warm_groups_bikes.md). Every level is
 upsampled (linear in time, bilinear in space, fixed) to ``G × H × W``; the levels are concatenated per pixel and go
 through the synthesis network:
 

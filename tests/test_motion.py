@@ -150,6 +150,13 @@ def test_default_grid_config_has_motion():
     assert KINDS["grid"].default_config(176, 144).motion == 16
     assert KINDS["grid"].default_config(1920, 1080).motion == 32
     assert KINDS["grid"].default_config(176, 144).chain == 1
+
+
+def test_default_time_slots_follow_the_frame_size():
+    grid = KINDS["grid"]
+    assert grid.default_config(176, 144).halve_time == 2  # two frames share the finest latents
+    assert grid.default_config(320, 180).halve_time == 1  # a slot per frame
+    assert grid.default_config(1920, 1080, halve_time=3).halve_time == 3
     assert KINDS["grid"].uses_reference(GridConfig(motion=16))
     assert not KINDS["grid"].uses_reference(GridConfig(motion=0))
 
