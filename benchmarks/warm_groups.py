@@ -1,11 +1,11 @@
-"""What limits warm groups: fit a clip's key group once, then its warm groups under variants.
+"""What limits warm groups: fit a clip's key group, then its warm groups under a variant.
 
-The key group (the first G frames from ``--start``) is fitted with the preset's settings and
-its fitter state cached under ``--cache``; each run then fits the following groups with
-the variant's FitConfig overrides (``--fit '{"iterations": 300}'``), or as key groups
-(``--as-key``), and prints one JSON line: each group's PSNR, bytes (its payload as the
-encoder packs it), bytes per tensor and seconds. A network override (``--net
-'{"halve_time": 1}'``) changes the key group too, so it gets its own cache entry.
+The key group (the first G frames from ``--start``) is fitted with the preset's settings
+(seeded, so it is the same in every run whose network is the same); the following groups get
+the variant's FitConfig overrides (``--fit '{"iterations": 300}'``), or are fitted as key
+groups (``--as-key``). A network override (``--net '{"halve_time": 1}'``) changes every
+group. Prints one JSON line: each group's PSNR, bytes (its payload as the encoder packs it),
+bytes per tensor and seconds.
 
 Example (bikes' second scene, three groups, quality 4, preset fast):
     python -m benchmarks.warm_groups samples/bikes.mp4 --start 30 --frames 24 --fit '{"iterations": 300}'
@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import zlib
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -47,7 +45,6 @@ def main() -> None:
     parser.add_argument("--net", default="{}", help="GridConfig overrides of every group (JSON)")
     parser.add_argument("--as-key", action="store_true", help="fit the later groups as key groups")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--cache", default="/tmp/nirvana-warm-groups")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     fit_overrides, net_overrides = json.loads(args.fit), json.loads(args.net)
@@ -65,31 +62,18 @@ def main() -> None:
         return torch.from_numpy(stack).permute(0, 3, 1, 2).float() / 255
 
     fitter = GroupFitter(kind, net, key_cfg, height, width, group_size=group)
-    digest = zlib.crc32(json.dumps([Path(args.clip).name, args.start, args.quality, args.preset,
-                                    net_overrides], sort_keys=True).encode())
-    cache = Path(args.cache) / f"key_{digest:08x}.pt"
-    if cache.exists():  # our own file, written below
-        state, prev, first = torch.load(cache, weights_only=False)
-        fitter.__dict__.update(state)
-    else:
-        t0 = time.perf_counter()
-        fit = fitter.fit(tensor(frames[:group]), key=True, group_index=0)
-        prev = GroupPayload(True, group, fit.iterations, fit.psnr, fit.latents, fit.steps)
-        first = _row(0, fit, prev, pack_group(prev, None, context, None), time.perf_counter() - t0)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(({k: v for k, v in fitter.__dict__.items() if k != "kind"}, prev, first), cache)
-
-    fitter.fit_cfg = replace(key_cfg, **fit_overrides)
-    rows = [first]
-    for start in range(group, args.frames, group):
+    rows, prev = [], None
+    for start in range(0, args.frames, group):
         t0 = time.perf_counter()
         stack = frames[start:start + group]
-        fit = fitter.fit(tensor(stack), key=args.as_key, group_index=start // group)
+        key = start == 0 or args.as_key
+        fit = fitter.fit(tensor(stack), key=key, group_index=start // group)
+        fitter.fit_cfg = replace(key_cfg, **fit_overrides)  # the later groups' settings
         payload = GroupPayload(fit.key, stack.shape[0], fit.iterations, fit.psnr, fit.latents, fit.steps)
-        data = pack_group(payload, None if fit.key else prev.latents, context, None if fit.key else prev.scales)
+        data = pack_group(payload, None if key else prev.latents, context, None if key else prev.scales)
         prev = payload
         rows.append(_row(start // group, fit, payload, data, time.perf_counter() - t0))
-    later = rows[1:]
+    later = rows[1:] or rows
     print(json.dumps(dict(fit=fit_overrides, net=net_overrides, as_key=args.as_key, groups=rows,
                           later_psnr=sum(r["psnr"] * len(r["frame_psnrs"]) for r in later)
                           / sum(len(r["frame_psnrs"]) for r in later),
