@@ -83,6 +83,49 @@ def test_ms_ssim_decreases_with_noise():
     assert 1 > scores[0] > scores[1] > scores[2] > 0
 
 
+def _reference_ms_ssim(ref: np.ndarray, test: np.ndarray) -> float:
+    """MS-SSIM of one RGB frame from its definition (Wang et al. 2003) with SciPy's Gaussian
+    filter and scikit-image's SSIM, not codec.metrics: 11-tap window, sigma 1.5, the
+    window's borders cropped, 2x2 averaging between scales, weights renormalised."""
+    from scipy.ndimage import gaussian_filter
+    from skimage.metrics import structural_similarity
+
+    weights = np.array([0.0448, 0.2856, 0.3001, 0.2363, 0.1333])[:ms_ssim_scales(*ref.shape[:2])]
+    weights = weights / weights.sum()
+    c2 = (0.03 * 255) ** 2
+
+    def blur(a):
+        return gaussian_filter(a, 1.5, truncate=3.5)[5:-5, 5:-5]
+
+    def halve(a):
+        h, w = a.shape[0] // 2 * 2, a.shape[1] // 2 * 2
+        return a[:h:2, :w:2] / 4 + a[1:h:2, :w:2] / 4 + a[:h:2, 1:w:2] / 4 + a[1:h:2, 1:w:2] / 4
+
+    channels = []
+    for c in range(3):
+        x, y = ref[..., c].astype(np.float64), test[..., c].astype(np.float64)
+        value = 1.0
+        for level, weight in enumerate(weights):
+            if level == len(weights) - 1:
+                term = structural_similarity(x, y, gaussian_weights=True, sigma=1.5,
+                                             use_sample_covariance=False, data_range=255)
+            else:
+                mx, my = blur(x), blur(y)
+                vx, vy, cov = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+                term = np.mean((2 * cov + c2) / (vx + vy + c2))
+            value *= max(term, 0.0) ** weight
+            x, y = halve(x), halve(y)
+        channels.append(value)
+    return float(np.mean(channels))
+
+
+@pytest.mark.parametrize("shape, sigma", [((20, 20, 3), 20), ((96, 96, 3), 8), ((144, 176, 3), 32)])
+def test_ms_ssim_matches_an_independent_reference(shape, sigma):
+    ref = _textured(shape)
+    noisy = np.clip(ref + np.random.default_rng(3).normal(0, sigma, ref.shape), 0, 255).astype(np.uint8)
+    assert ms_ssim(ref, noisy)[0] == pytest.approx(_reference_ms_ssim(ref, noisy), abs=1e-9)
+
+
 def test_ms_ssim_scales_follow_frame_size():
     assert ms_ssim_scales(1080, 1920) == 5
     assert ms_ssim_scales(144, 176) == 4  # QCIF: 144 / 16 = 9 < 11
