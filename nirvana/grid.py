@@ -183,15 +183,23 @@ def render(tensors: list[torch.Tensor], cfg: GridConfig, group_size: int, height
     for t in range(count):
         residual = synthesize(upsample_levels(grids, group_size, height, width, slice(t, t + 1)), weights, cfg, 0.0)
         if t > 0 and chained[t]:
-            before = to_reference(frames[-1][0])
-            change = residual if reference is not None else residual - previous
-            frames.append(change + moved(before, moves[t], cfg))
+            frames.append(chained_frame(to_reference(frames[-1][0]), residual, previous, moves[t], cfg,
+                                        warm=reference is not None))
         elif moves is not None and reference is not None:
             frames.append(residual + moved(reference, moves[t], cfg))
         else:
             frames.append(residual + 0.5)
         previous = residual
     return torch.cat(frames)
+
+
+def chained_frame(before: torch.Tensor, residual: torch.Tensor, previous: torch.Tensor,
+                  move: torch.Tensor, cfg: GridConfig, warm: bool) -> torch.Tensor:
+    """A chained frame: ``before`` (the frame before as decoded, ``(3, H, W)``) moved by
+    ``move``, plus the frame's ``residual`` in a warm group, or in a key group (whose grids
+    hold the content itself) the change of the residual from the frame before's
+    (``previous``), so that what the motion carries is not added twice."""
+    return (residual if warm else residual - previous) + moved(before, move, cfg)
 
 
 def moved(frame: torch.Tensor, move: torch.Tensor, cfg: GridConfig) -> torch.Tensor:

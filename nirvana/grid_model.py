@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .context import FEATURES, PHASES, ContextWeights, float_laplace, phase_features, phase_values
-from .grid import GridConfig, context_start, moved, synthesize, tensor_shapes, upsample_levels
+from .grid import GridConfig, chained_frame, context_start, moved, synthesize, tensor_shapes, upsample_levels
 from .motion import displacements, estimate, to_reference
 from .quant import QuantizedModel, QuantizedTensors
 from .rate import laplace_mass_bits, tensor_bits
@@ -94,8 +94,8 @@ class GridNet(QuantizedModel):
         for t, move in enumerate(self.moves):
             if t > 0 and chained[t]:
                 before = frames[-1] + (to_reference(frames[-1].detach()) - frames[-1]).detach()
-                change = residuals[t] if self.reference is not None else residuals[t] - residuals[t - 1]
-                frames.append(change + moved(before, move, self.cfg))
+                frames.append(chained_frame(before, residuals[t], residuals[t - 1], move, self.cfg,
+                                            warm=self.reference is not None))
             else:
                 frames.append(residuals[t] + (self.base if isinstance(self.base, float) else self.base[t]))
         return torch.stack(frames), symbols
