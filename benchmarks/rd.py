@@ -431,6 +431,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="CPU threads per encode (default: all cores)")
     parser.add_argument("--halve-time", type=int, help="grid: time slots of the latent levels "
                         "(nirvana encode --halve-time; default: the codec's)")
+    parser.add_argument("--fit", metavar="JSON", type=json.loads,
+                        help='other FitConfig fields for every encode, e.g. \'{"distortion": "mse"}\'')
     parser.add_argument("--reuse-anchors", metavar="JSON",
                         help="take anchor points from this earlier results file where it has them")
     parser.add_argument("--update", action="store_true",
@@ -459,7 +461,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                               ("iterations", args.iterations),
                                               ("group_size", args.group_size),
                                               ("halve_time", args.halve_time),
-                                              ("threads", args.threads)) if v is not None},
+                                              ("threads", args.threads),
+                                              ("fit_overrides", args.fit)) if v is not None},
             reuse_anchors=args.reuse_anchors,
             update=args.update,
             stats_dir=args.stats,

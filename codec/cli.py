@@ -142,6 +142,9 @@ def main() -> None:
               help="Encode effort: more iterations per group give better quality per bit.")
 @click.option("--quality", type=float, default=None,
               help="0 (smallest file) .. 10 (best quality); sets the rate weight lambda. Default 5.")
+@click.option("--distortion", type=click.Choice(["psnr", "mse"]), default=None,
+              help="What fitting trades against bits: psnr (each frame's PSNR, averaged: bits go where "
+                   "they buy the most dB) or mse (the squared error of a whole group). Default: psnr for grid.")
 @click.option("--target-psnr", type=float, default=None, help="Stop fitting a group once it reaches this RGB PSNR (dB).")
 @click.option("--group-size", type=int, default=None, help="Frames per network (default: by model and resolution).")
 @click.option("--patch-size", type=int, default=None, help="siren: patch side in pixels, multiple of 4 (default: by resolution).")
@@ -184,7 +187,7 @@ def main() -> None:
               help="Continue an interrupted encode (same input and options) from the finished segments kept beside OUT.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @_user_errors
-def encode(input, output, model, preset, quality, target_psnr, group_size, patch_size, hidden, channels,
+def encode(input, output, model, preset, quality, distortion, target_psnr, group_size, patch_size, hidden, channels,
            levels, halve_time, context, motion, chain, subpel, overlap, key_interval, iterations, key_iterations, frame_range, size, fps, ignore_trailing_bytes, device,
            workers, threads, seed, stats_path, recon, resume, quiet):
     """Encode INPUT (a video file, raw .yuv, or PNG folder) into a .nirv file."""
@@ -192,7 +195,8 @@ def encode(input, output, model, preset, quality, target_psnr, group_size, patch
 
     start, stop = _range(frame_range)
     try:
-        report = run(input, output, model=model, preset=preset, quality=quality, target_psnr=target_psnr,
+        report = run(input, output, model=model, preset=preset, quality=quality, distortion=distortion,
+                     target_psnr=target_psnr,
                      group_size=group_size, patch_size=patch_size, hidden=hidden, channels=channels, levels=levels,
                      halve_time=halve_time,
                      context=context, motion=motion, chain=chain, subpel=subpel, overlap=overlap,

@@ -251,6 +251,7 @@ def encode(
     model: str = DEFAULT_MODEL,
     preset: str = "medium",
     quality: float | None = None,
+    distortion: str | None = None,
     target_psnr: float | None = None,
     group_size: int | None = None,
     patch_size: int | None = None,
@@ -285,6 +286,9 @@ def encode(
     """Encode frames ``[start, stop)`` of ``input`` into the ``.nirv`` file ``output``.
 
     ``model`` picks the network kind (``grid`` or ``siren``, :mod:`nirvana.kinds`);
+    ``distortion`` what fitting trades against bits: ``"psnr"`` (the frames' mean PSNR) or
+    ``"mse"`` (the squared error of each group as a whole), default by kind
+    (:data:`nirvana.config.KIND_DEFAULTS`);
     ``patch_size`` applies to ``siren`` only, ``levels``, ``halve_time`` (time slots of the
     latent levels: the finest has ``ceil(G / 2^(halve_time - 1))``), ``context`` (the width of the
     context entropy model, 0 for none), ``motion`` (the block size of warm groups' motion,
@@ -312,7 +316,7 @@ def encode(
     t0 = time.perf_counter()
     where = placement(device, workers, threads)
     writes = where.rank == 0
-    check_options(model=model, preset=preset, quality=quality, target_psnr=target_psnr,
+    check_options(model=model, preset=preset, quality=quality, distortion=distortion, target_psnr=target_psnr,
                   group_size=group_size, patch_size=patch_size, hidden=hidden, channels=channels,
                   levels=levels, halve_time=halve_time, context=context, motion=motion, chain=chain,
                   subpel=subpel, overlap=overlap, key_interval=key_interval,
@@ -324,7 +328,7 @@ def encode(
     if reconstruction is not None and (where.world > 1 or len(where.devices) > 1):
         raise InputError("--recon needs a single worker; drop --workers/--device lists or --recon")
     try:
-        fit_cfg = fit_config(preset, quality, kind=model, target_psnr=target_psnr,
+        fit_cfg = fit_config(preset, quality, kind=model, distortion=distortion, target_psnr=target_psnr,
                              key_interval=key_interval, iterations=iterations,
                              key_iterations=key_iterations, seed=seed, **(fit_overrides or {}))
     except ValueError as e:

@@ -34,7 +34,7 @@ from codec.bitstream import Header
 from codec.errors import InputError
 from codec.video.reader import as_fps
 from codec.video.writer import check_output_folder
-from nirvana.config import PRESETS
+from nirvana.config import DISTORTIONS, PRESETS
 from nirvana.kinds import KINDS
 
 PathLike = str | os.PathLike[str]
@@ -118,6 +118,7 @@ def check_options(
     model: str,
     preset: str,
     quality: float | None = None,
+    distortion: str | None = None,
     target_psnr: float | None = None,
     group_size: int | None = None,
     patch_size: int | None = None,
@@ -149,6 +150,8 @@ def check_options(
     if preset not in PRESETS[model]:
         raise InputError(f"--preset {preset!r}: choose one of {', '.join(PRESETS[model])}")
     _check_real("--quality", quality, *QUALITY_RANGE, " (0 smallest file, 10 best quality)")
+    if distortion is not None and distortion not in DISTORTIONS:
+        raise InputError(f"--distortion {distortion!r}: choose one of {', '.join(DISTORTIONS)}")
     _check_real("--target-psnr", target_psnr, 0.0, 100.0, " dB")
     _check_network(model, {"patch_size": patch_size, "hidden": hidden, "channels": channels,
                            "levels": levels, "halve_time": halve_time, "context": context, "motion": motion,

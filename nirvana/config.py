@@ -89,7 +89,10 @@ class FitConfig:
     lr: float = 2e-3  # Adam learning rate on the weights (key groups)
     residual_lr: float = 2e-4  # Adam learning rate on the weights of warm-started groups
     step_lr: float = 0.01  # Adam step on log quantization steps (key groups only)
-    rate_lambda: float = 0.004  # loss = MSE + lambda * bits-per-pixel
+    rate_lambda: float = 0.004  # loss = distortion + lambda * bits-per-pixel
+    # "mse": the group's mean squared error; "psnr": LOG_MSE_SCALE times the mean over frames
+    # of ln(MSE), i.e. the frames' mean PSNR (what the RD benchmark scores) up to a scale
+    distortion: str = "mse"  # one of DISTORTIONS
     target_psnr: float | None = None  # stop a group once it reaches this
     patience: int = 60  # stop after this many iterations without a 0.02 dB gain
     init_bits: int = 6  # initial step = init range / 2**(init_bits-1)
@@ -108,6 +111,8 @@ class FitConfig:
     chain_gain: float = 0.25
     seed: int = 0
 
+
+DISTORTIONS = ("psnr", "mse")  # what the loss's distortion term measures (FitConfig.distortion)
 
 # Budgets per network kind. The grid kind trains with noise for the first half of each budget,
 # then straight-through rounding, at a constant learning rate, to the end of its budget. Its
@@ -128,8 +133,10 @@ PRESETS: dict[str, dict[str, dict]] = {
 }
 KIND_DEFAULTS: dict[str, dict] = {
     "siren": {},
+    # distortion psnr: bikes -28.6 % BD-rate (benchmarks/results/rd_distortion_bikes.md),
+    # bigbuckbunny 320x180 -28.3 %, carphone +3.3 % (ablation_distortion_*.md)
     "grid": dict(lr=0.01, residual_lr=0.005, step_lr=0.01, noise_fraction=0.5, schedule="constant",
-                 patience=10**9),
+                 patience=10**9, distortion="psnr"),
 }
 
 

@@ -5,7 +5,9 @@ the model): a key group starts from a fresh network (seeded by its group index, 
 can be fitted anywhere, in any order) with the key budget and learnable quantization steps;
 every other group continues from the previous group's network and Adam state with the steps
 frozen, so that its integers can be coded as residuals. Each iteration renders the group
-and minimises ``MSE + λ · bits-per-pixel``. The first ``noise_fraction`` of a budget
+and minimises ``distortion + λ · bits-per-pixel``: the group's MSE, or (``distortion="psnr"``)
+a scaled mean of its frames' ln MSE, which is their mean PSNR up to sign and scale, the
+figure the RD benchmark reports. The first ``noise_fraction`` of a budget
 replaces rounding by uniform noise (smooth gradients); the rest rounds straight-through,
 so what is coded is what was trained. The learning rate is constant or follows a cosine
 down to a twentieth. A group stops at its budget, at the target PSNR, or when it stops
@@ -26,6 +28,9 @@ from .kinds import Kind
 from .network import weights_from_integers
 from .render import to_uint8
 
+# distortion "psnr": a frame at 30 dB (MSE 1e-3) weighs what it weighs with "mse"; one
+# below it weighs less, one above it more, so that bits go where they buy the most dB
+LOG_MSE_SCALE = 1e-3
 MOTION_BIT_COST = 4.0  # motion search: a bit of motion weighs this many bits of the loss (carphone q4: 4 beat 1 and 16)
 
 
@@ -143,8 +148,10 @@ class GroupFitter:
             scale = 1.0 if cfg.schedule == "constant" else 0.05 + 0.475 * (1 + math.cos(math.pi * (it - 1) / budget))
             opt.param_groups[0]["lr"], opt.param_groups[1]["lr"] = base_lr * scale, step_lr * scale
             out, symbols = net.predict(noise if it <= noisy else None)
-            mse = ((_first(out, n) - target) ** 2 * mask).sum() / valid
-            loss = mse + cfg.rate_lambda * net.coded_bits(symbols, references) / pixels
+            squared = (_first(out, n) - target) ** 2 * mask
+            mse = squared.detach().sum() / valid
+            loss = distortion_term(squared, valid, n, cfg.distortion) \
+                + cfg.rate_lambda * net.coded_bits(symbols, references) / pixels
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if it <= noisy:  # the noisy loss is not the coded one: no best state, no stopping
@@ -183,6 +190,18 @@ class GroupFitter:
         self.previous = ints
         self.reference = to_uint8(recon[n - 1]).float() / 255
         return GroupFit(previous is None, latents, steps, recon, frame_psnrs, it, est)
+
+
+def distortion_term(squared: torch.Tensor, valid: float, n: int, kind: str) -> torch.Tensor:
+    """The loss's distortion term from the masked squared errors of ``n`` frames (``valid``
+    real values in all): their MSE, or :data:`LOG_MSE_SCALE` times the mean of each frame's
+    ln(MSE). A frame's gradient is then its MSE's scaled by 1e-3 / its MSE."""
+    if kind == "mse":
+        return squared.sum() / valid
+    frame_axis = 1 if squared.dim() == 5 else 0  # patches (N, G, ...) or frames (G, ...)
+    dims = [d for d in range(squared.dim()) if d != frame_axis]
+    frame_mse = squared.sum(dim=dims) * (n / valid)
+    return LOG_MSE_SCALE * torch.log(frame_mse.clamp_min(1e-10)).mean()
 
 
 def _first(pred: torch.Tensor, n: int) -> torch.Tensor:

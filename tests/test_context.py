@@ -146,7 +146,7 @@ def test_old_grid_config_block_reads_as_no_context():
 
 def test_context_encode_decodes_to_the_encoders_reconstruction(tmp_path):
     out = tmp_path / "c.nirv"
-    run("encode", str(CARPHONE), "-o", str(out), "--frames", "0:4", "--group-size", "2", "--context", "8",
+    run("encode", str(CARPHONE), "-o", str(out), "--frames", "0:4", "--group-size", "2", "--context", "8", "--quality", "7",
         "--key-iterations", "60", "--iterations", "30", "--threads", "1", "--recon", str(tmp_path / "r.mkv"),
         "--stats", str(tmp_path / "s.json"), "-q")
     run("decode", str(out), "-o", str(tmp_path / "d.mkv"), "--codec", "ffv1", "-q")

@@ -10,7 +10,7 @@ import torch
 
 from codec.bitstream import GroupPayload, pack_group, unpack_group
 from nirvana.config import fit_config
-from nirvana.fit import GroupFitter
+from nirvana.fit import LOG_MSE_SCALE, GroupFitter, distortion_term
 from nirvana.grid import GridConfig, render, tensor_shapes
 from nirvana.grid_model import GridNet
 from nirvana.kinds import KINDS, by_code
@@ -87,6 +87,39 @@ def test_fit_reconstruction_is_what_a_decoder_renders():
     again = GRID.render_groups([tensors], TINY, 4, 10, 14)[0, :3]
     assert torch.equal(again, fit.reconstruction)
     assert [q.shape for q in fit.latents] == tensor_shapes(TINY, 4, 10, 14)
+
+
+@pytest.mark.parametrize("distortion", ["psnr", "mse"])
+def test_both_distortions_fit_what_a_decoder_renders(distortion):
+    frames = smooth_frames(4, 10, 14)
+    fitter, key = fit_group(frames, 12, distortion=distortion)
+    warm = fitter.fit(frames.flip(0), key=False, group_index=1)
+    for fit in (key, warm):
+        again = GRID.render_groups([weights_from_integers(fit.latents, fit.steps)], TINY, 4, 10, 14)[0]
+        assert torch.equal(again, fit.reconstruction)
+
+
+def test_psnr_distortion_weighs_each_frame_by_its_error():
+    """``psnr``: LOG_MSE_SCALE · mean ln(frame MSE), so a pixel's gradient is its MSE
+    gradient over its frame's MSE: a frame with 10x smaller errors (100x smaller MSE) gets
+    100x the weight per unit of error, where ``mse`` weighs every pixel alike."""
+    target = torch.zeros(2, 3, 4, 5)
+    errors = torch.tensor([0.1, 0.01]).view(2, 1, 1, 1).expand(2, 3, 4, 5)
+    valid = float(target.numel())
+    grads = {}
+    for kind in ("psnr", "mse"):
+        pred = errors.clone().requires_grad_(True)
+        squared = (pred - target) ** 2
+        loss = distortion_term(squared, valid, 2, kind)
+        loss.backward()
+        grads[kind] = pred.grad[:, 0, 0, 0] / errors[:, 0, 0, 0]  # weight per unit of error
+        if kind == "psnr":
+            assert math.isclose(float(loss.detach()), LOG_MSE_SCALE * (math.log(1e-2) + math.log(1e-4)) / 2, rel_tol=1e-6)
+            # patches (N, G, ...) with the frames on axis 1 give the same value
+            patches = squared.detach().reshape(2, 3, 2, 2, 5).permute(2, 0, 1, 3, 4)
+            assert math.isclose(float(distortion_term(patches, valid, 2, kind)), float(loss.detach()), rel_tol=1e-6)
+    assert math.isclose(float(grads["psnr"][1] / grads["psnr"][0]), 100.0, rel_tol=1e-4)
+    assert math.isclose(float(grads["mse"][1] / grads["mse"][0]), 1.0, rel_tol=1e-6)
 
 
 def test_fit_is_deterministic_and_warm_starts():

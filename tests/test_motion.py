@@ -209,13 +209,13 @@ def test_a_range_inside_a_warm_group_decodes_the_same_frames(motion_clip):
 
 
 def test_warm_groups_cost_less_with_motion(tmp_path):
-    """On carphone the motion prediction makes warm groups cheaper at about the same PSNR."""
-    reports = {m: codec.encode(CARPHONE, tmp_path / f"{m}.nirv", model="grid", preset="fast", quality=4,
+    """On carphone the motion prediction makes warm groups both cheaper and better."""
+    reports = {m: codec.encode(CARPHONE, tmp_path / f"{m}.nirv", model="grid", preset="fast", quality=6,
                                stop=16, key_iterations=150, iterations=60, motion=m, threads=1)
                for m in (0, 16)}
     warm = {m: [g for g in r.groups if not g.key] for m, r in reports.items()}
-    assert sum(g.bytes for g in warm[16]) < 0.8 * sum(g.bytes for g in warm[0])
-    assert reports[16].psnr > reports[0].psnr - 0.5
+    assert sum(g.bytes for g in warm[16]) < 0.9 * sum(g.bytes for g in warm[0])
+    assert min(g.psnr for g in warm[16]) > max(g.psnr for g in warm[0])
 
 
 def cross_fade(frames: int, height: int, width: int) -> torch.Tensor:

@@ -206,3 +206,17 @@ def test_decoder_imports_no_training_code():
     assert "nirvana.network" in loaded
     for training in ("nirvana.fit", "nirvana.model", "nirvana.quant", "nirvana.rate"):
         assert training not in loaded
+
+
+def test_distortion_option_reaches_the_fit(tmp_path):
+    """``--distortion mse`` is what the encoder fits with (stats), it changes the file, and the
+    default for grid is psnr."""
+    files = {}
+    for extra in ([], ["--distortion", "mse"]):
+        name = extra[-1] if extra else "default"
+        files[name] = tmp_path / f"{name}.nirv"
+        run("encode", str(CARPHONE), "-o", str(files[name]), "--frames", "0:3", "--group-size", "3",
+            "--key-iterations", "30", "--stats", str(tmp_path / f"{name}.json"), *extra, "-q")
+        assert json.loads((tmp_path / f"{name}.json").read_text())["fit"]["distortion"] == (
+            "mse" if extra else "psnr")
+    assert files["default"].read_bytes() != files["mse"].read_bytes()

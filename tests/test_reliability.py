@@ -145,7 +145,8 @@ def test_codec_encode_checks_options_before_opening_anything(tmp_path):
     for options, expect in [({"quality": float("nan")}, "--quality"), ({"iterations": 0}, "--iterations"),
                             ({"group_size": 65}, "--group-size"), ({"model": "siren", "patch_size": 512},
                                                                  "--patch-size"),
-                            ({"fps": float("nan")}, "--fps"), ({"size": (99999, 99999)}, "--size")]:
+                            ({"fps": float("nan")}, "--fps"), ({"size": (99999, 99999)}, "--size"),
+                            ({"distortion": "ssim"}, "--distortion 'ssim': choose one of psnr, mse")]:
         with pytest.raises(InputError, match=expect):
             codec.encode(missing, tmp_path / "o.nirv", **options)
     assert list(tmp_path.iterdir()) == []
