@@ -134,7 +134,8 @@ PRESETS: dict[str, dict[str, dict]] = {
 KIND_DEFAULTS: dict[str, dict] = {
     "siren": {},
     # distortion psnr: bikes -28.6 % BD-rate (benchmarks/results/rd_distortion_bikes.md),
-    # bigbuckbunny 320x180 -28.3 %, carphone +3.3 % (ablation_distortion_*.md)
+    # bigbuckbunny 320x180 -28.3 % (ablation_distortion_*.md), carphone +3.3 % (48 frames) and
+    # +6.5 % (120 frames, rd_distortion_carphone.md)
     "grid": dict(lr=0.01, residual_lr=0.005, step_lr=0.01, noise_fraction=0.5, schedule="constant",
                  patience=10**9, distortion="psnr"),
 }
