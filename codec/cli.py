@@ -142,7 +142,7 @@ def main() -> None:
               help="Encode effort: more iterations per group give better quality per bit.")
 @click.option("--quality", type=float, default=None,
               help="0 (smallest file) .. 10 (best quality); sets the rate weight lambda. Default 5.")
-@click.option("--distortion", type=click.Choice(["psnr", "mse"]), default=None,
+@click.option("--distortion", default=None,
               help="What fitting trades against bits: psnr (each frame's PSNR, averaged: bits go where "
                    "they buy the most dB) or mse (the squared error of a whole group). Default: psnr for grid.")
 @click.option("--target-psnr", type=float, default=None, help="Stop fitting a group once it reaches this RGB PSNR (dB).")

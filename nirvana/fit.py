@@ -157,10 +157,10 @@ class GroupFitter:
             if it <= noisy:  # the noisy loss is not the coded one: no best state, no stopping
                 opt.step()
                 if progress is not None:
-                    progress(it, psnr_from_mse(float(mse.detach())))
+                    progress(it, psnr_from_mse(float(mse)))
                 continue
 
-            value, mse_value = torch.stack([loss.detach(), mse.detach()]).tolist()  # one sync
+            value, mse_value = torch.stack([loss.detach(), mse]).tolist()  # one sync
             psnr = psnr_from_mse(mse_value)
             if value < best_loss:  # keep the state that scored this loss, before its update
                 best_loss, best_at = value, it

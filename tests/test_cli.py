@@ -113,6 +113,7 @@ BAD_ENCODE_OPTIONS = [
     (["--quality", "11"], "--quality 11.0"),
     (["--quality", "inf"], "--quality inf"),
     (["--quality", "nan"], "--quality nan"),
+    (["--distortion", "ssim"], "--distortion 'ssim': choose one of psnr, mse"),
     (["--target-psnr", "nan"], "--target-psnr nan"),
     (["--group-size", "0"], "--group-size 0: must be between 1 and 64"),
     (["--group-size", "-1"], "--group-size -1"),

@@ -76,10 +76,12 @@ def test_ms_ssim_identical_is_one():
 def test_ms_ssim_decreases_with_noise():
     ref = _textured((96, 96, 3))
     rng = np.random.default_rng(1)
-    scores = []
+    scores, expected = [], []
     for sigma in (2, 8, 32):
         noisy = np.clip(ref + rng.normal(0, sigma, ref.shape), 0, 255).astype(np.uint8)
         scores.append(ms_ssim(ref, noisy)[0])
+        expected.append(_reference_ms_ssim(ref, noisy))
+    assert scores == pytest.approx(expected, abs=1e-9)  # the definition's values, not just their order
     assert 1 > scores[0] > scores[1] > scores[2] > 0
 
 
