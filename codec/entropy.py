@@ -344,7 +344,8 @@ def _read_params(reader: BlobReader) -> tuple[int, tuple]:
     if kind in (CATEGORICAL, ESCAPED):
         lo = reader.zigzag()
         n = reader.varint(MAX_SYMBOLS)
-        if n < 2 or lo + n - 1 > INT32_MAX:
+        top = lo + n - (2 if kind == ESCAPED else 1)  # an ESCAPED table's last symbol is the escape
+        if n < 2 or top > INT32_MAX:
             raise BitstreamError(f"entropy blob has a bad table size {n}")
         counts = reader.varints(n)
         if not counts.any():
