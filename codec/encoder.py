@@ -24,7 +24,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -333,6 +333,10 @@ def encode(
                              key_iterations=key_iterations, seed=seed, **(fit_overrides or {}))
     except ValueError as e:
         raise InputError(str(e)) from None
+    network_fields = [f.name for f in fields(KINDS[model].config_type)]
+    unknown = sorted(set(network_overrides or {}) - set(network_fields))
+    if unknown:
+        raise InputError(f"unknown {model} network setting {', '.join(unknown)}; it has {', '.join(network_fields)}")
 
     with open_video(input, size=size, fps=fps, start=start, stop=stop,
                     ignore_trailing_bytes=ignore_trailing_bytes) as src:

@@ -109,6 +109,10 @@ class FitConfig:
     # Per-group ratios: bikes 0.04..0.29 (chaining wins big), bigbuckbunny 0.16..0.38,
     # carphone 0.27..0.76 (chaining every group cost 16..30 % more bits there, even at 0.68)
     chain_gain: float = 0.25
+    # motion search: a bit of motion weighs this many bits of the loss. Under distortion mse,
+    # carphone q4 once chose 4 over 1 and 16; with psnr, chain and half pixels, 1 beat 2 and 4
+    # on carphone and bigbuckbunny at q2 and q6 (benchmarks/results/rd_motioncost_*.md)
+    motion_bit_cost: float = 1.0
     seed: int = 0
 
 
@@ -158,6 +162,10 @@ def fit_config(preset: str = "medium", quality: float | None = None, kind: str =
     (None = keep)."""
     if preset not in PRESETS[kind]:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS[kind])}")
+    unknown = sorted(set(overrides) - {f.name for f in fields(FitConfig)})
+    if unknown:
+        raise ValueError(f"unknown fit setting {', '.join(unknown)}; FitConfig has "
+                         f"{', '.join(f.name for f in fields(FitConfig))}")
     cfg = replace(FitConfig(), **KIND_DEFAULTS[kind], **PRESETS[kind][preset])
     if quality is not None:
         cfg = replace(cfg, rate_lambda=quality_to_lambda(quality))

@@ -31,7 +31,6 @@ from .render import to_uint8
 # distortion "psnr": a frame at 30 dB (MSE 1e-3) weighs what it weighs with "mse"; one
 # below it weighs less, one above it more, so that bits go where they buy the most dB
 LOG_MSE_SCALE = 1e-3
-MOTION_BIT_COST = 4.0  # motion search: a bit of motion weighs this many bits of the loss (carphone q4: 4 beat 1 and 16)
 
 
 @dataclass
@@ -106,12 +105,12 @@ class GroupFitter:
             reference = self.reference if self.kind.uses_reference(self.net_cfg) else None
             if reference is not None:
                 # loss · 3 · pixels = squared error summed over channels + 3λ · bits
-                self.net.set_motion(reference, target, MOTION_BIT_COST * 3 * cfg.rate_lambda, source[0],
+                self.net.set_motion(reference, target, cfg.motion_bit_cost * 3 * cfg.rate_lambda, source[0],
                                     cfg.chain_gain)
             return self._run(target, cfg.iterations, progress, group_index, reference)
         self._start_key_group(group_index)
         if self.kind.uses_reference(self.net_cfg):
-            self.net.set_key_motion(target, MOTION_BIT_COST * 3 * cfg.rate_lambda)
+            self.net.set_key_motion(target, cfg.motion_bit_cost * 3 * cfg.rate_lambda)
         return self._run(target, cfg.key_iterations, progress, group_index, None)
 
     def _run(self, frames: torch.Tensor, budget: int, progress, group_index: int,

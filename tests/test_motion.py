@@ -323,3 +323,31 @@ def test_a_key_group_chains_every_frame_but_the_first_and_a_cut():
     assert net.chain.tolist() == [0, 1, 1, 1, 0, 1, 1, 1]
     inner = displacements(net.motion)[:, 1, 1:-1, :-1]
     assert inner[[1, 2, 3, 5, 6, 7]].eq(1).all()  # one column per frame, from the frame before
+
+
+def test_motion_bit_cost_prices_the_search(monkeypatch):
+    """``FitConfig.motion_bit_cost`` is what one motion bit costs the search, in units of the
+    loss's bits (× 3λ: squared error summed over channels), in key and warm groups; a dearer
+    bit leaves small, noisy moves at zero."""
+    from nirvana.config import fit_config
+    from nirvana.fit import GroupFitter
+    from nirvana.grid_model import GridNet
+
+    seen = []
+    monkeypatch.setattr(GridNet, "set_key_motion", lambda self, frames, bit_cost: seen.append(bit_cost))
+    monkeypatch.setattr(GridNet, "set_motion", lambda self, ref, frames, bit_cost, *rest: seen.append(bit_cost))
+    kind = KINDS["grid"]
+    net = kind.default_config(16, 16, levels=2, context=0)
+    for weight in (1.0, 4.0):
+        cfg = fit_config("fast", 6, "grid", key_iterations=2, iterations=2, min_iterations=1,
+                         motion_bit_cost=weight)
+        fitter = GroupFitter(kind, net, cfg, 16, 16, group_size=2)
+        fitter.fit(torch.rand(2, 3, 16, 16), key=True, group_index=0)
+        fitter.fit(torch.rand(2, 3, 16, 16), key=False, group_index=1)
+        assert seen[-2:] == [weight * 3 * cfg.rate_lambda] * 2
+
+    ref = smooth_image(3, 64, 64)
+    jitter = torch.stack([shifted(ref, 1, 0) + 0.002 * torch.randn(3, 64, 64, generator=torch.Generator().manual_seed(t))
+                          for t in range(2)])
+    moved_blocks = [int(estimate(ref, jitter, 16, bit_cost=c)[0].ne(0).sum()) for c in (1e-4, 10.0)]
+    assert moved_blocks[0] > 0 and moved_blocks[1] < moved_blocks[0]

@@ -146,7 +146,9 @@ def test_codec_encode_checks_options_before_opening_anything(tmp_path):
                             ({"group_size": 65}, "--group-size"), ({"model": "siren", "patch_size": 512},
                                                                  "--patch-size"),
                             ({"fps": float("nan")}, "--fps"), ({"size": (99999, 99999)}, "--size"),
-                            ({"distortion": "ssim"}, "--distortion 'ssim': choose one of psnr, mse")]:
+                            ({"distortion": "ssim"}, "--distortion 'ssim': choose one of psnr, mse"),
+                            ({"fit_overrides": {"bogus": 1}}, "unknown fit setting bogus; FitConfig has "),
+                            ({"network_overrides": {"bogus": 1}}, "unknown grid network setting bogus; it has levels")]:
         with pytest.raises(InputError, match=expect):
             codec.encode(missing, tmp_path / "o.nirv", **options)
     assert list(tmp_path.iterdir()) == []
