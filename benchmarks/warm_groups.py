@@ -24,7 +24,7 @@ import torch
 from codec.bitstream import GroupPayload, pack_group
 from codec.bitstream.group import ContextLayout
 from codec.video import open_video
-from nirvana.config import fit_config
+from nirvana.config import FitConfig, fit_config
 from nirvana.fit import GroupFitter
 from nirvana.kinds import KINDS
 
@@ -32,6 +32,32 @@ from nirvana.kinds import KINDS
 def _row(index: int, fit, payload: GroupPayload, data: bytes, seconds: float) -> dict:
     return dict(group=index, key=fit.key, psnr=fit.psnr, bytes=len(data), tensor_bytes=payload.tensor_bytes,
                 seconds=seconds, frame_psnrs=[round(p, 2) for p in fit.frame_psnrs])
+
+
+def fit_and_pack(frames: np.ndarray, net, key_cfg: FitConfig, later_cfg: FitConfig,
+                 as_key: bool = False) -> list[dict]:
+    """Fit ``frames`` ``(n, H, W, 3)`` uint8 group by group with the grid kind's group size:
+    the first as a key group under ``key_cfg``, the others under ``later_cfg`` (as warm
+    groups, or as key groups with ``as_key``), and pack each payload as the encoder does.
+    One row per group: PSNR, the payload's bytes, bytes per tensor, seconds, frame PSNRs."""
+    height, width = frames.shape[1:3]
+    kind = KINDS["grid"]
+    group = kind.default_group_size(width, height)
+    context = ContextLayout.of("grid", net)
+    fitter = GroupFitter(kind, net, key_cfg, height, width, group_size=group)
+    rows, prev = [], None
+    for start in range(0, len(frames), group):
+        t0 = time.perf_counter()
+        stack = frames[start:start + group]
+        key = start == 0 or as_key
+        fit = fitter.fit(torch.from_numpy(stack).permute(0, 3, 1, 2).float() / 255, key=key,
+                         group_index=start // group)
+        fitter.fit_cfg = later_cfg
+        payload = GroupPayload(fit.key, stack.shape[0], fit.iterations, fit.psnr, fit.latents, fit.steps)
+        data = pack_group(payload, None if key else prev.latents, context, None if key else prev.scales)
+        prev = payload
+        rows.append(_row(start // group, fit, payload, data, time.perf_counter() - t0))
+    return rows
 
 
 def main() -> None:
@@ -49,35 +75,22 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     fit_overrides, net_overrides = json.loads(args.fit), json.loads(args.net)
 
-    with open_video(args.clip, start=args.start, stop=args.start + args.frames) as src:
-        frames = np.stack(list(src.frames()))
+    frames = read_frames(args.clip, args.start, args.frames)
     height, width = frames.shape[1:3]
-    kind = KINDS["grid"]
-    net = kind.default_config(width, height, **net_overrides)
-    group = kind.default_group_size(width, height)
+    net = KINDS["grid"].default_config(width, height, **net_overrides)
     key_cfg = fit_config(args.preset, args.quality, kind="grid")
-    context = ContextLayout.of("grid", net)
-
-    def tensor(stack: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(stack).permute(0, 3, 1, 2).float() / 255
-
-    fitter = GroupFitter(kind, net, key_cfg, height, width, group_size=group)
-    rows, prev = [], None
-    for start in range(0, args.frames, group):
-        t0 = time.perf_counter()
-        stack = frames[start:start + group]
-        key = start == 0 or args.as_key
-        fit = fitter.fit(tensor(stack), key=key, group_index=start // group)
-        fitter.fit_cfg = replace(key_cfg, **fit_overrides)  # the later groups' settings
-        payload = GroupPayload(fit.key, stack.shape[0], fit.iterations, fit.psnr, fit.latents, fit.steps)
-        data = pack_group(payload, None if key else prev.latents, context, None if key else prev.scales)
-        prev = payload
-        rows.append(_row(start // group, fit, payload, data, time.perf_counter() - t0))
+    rows = fit_and_pack(frames, net, key_cfg, replace(key_cfg, **fit_overrides), args.as_key)
     later = rows[1:] or rows
     print(json.dumps(dict(fit=fit_overrides, net=net_overrides, as_key=args.as_key, groups=rows,
                           later_psnr=sum(r["psnr"] * len(r["frame_psnrs"]) for r in later)
                           / sum(len(r["frame_psnrs"]) for r in later),
                           later_bytes=sum(r["bytes"] for r in later))))
+
+
+def read_frames(clip: str, start: int, count: int) -> np.ndarray:
+    """Frames ``[start, start + count)`` of ``clip`` as ``(n, H, W, 3)`` uint8."""
+    with open_video(clip, start=start, stop=start + count) as src:
+        return np.stack(list(src.frames()))
 
 
 if __name__ == "__main__":

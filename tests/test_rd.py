@@ -91,3 +91,25 @@ def test_merge_keeps_each_point_once_and_compares_with_a_baseline(tmp_path):
     assert methods.count("x264") == 2 and methods.count("nirvana-grid") == 2 and methods.count("before") == 2
     assert r["bd_rate_vs_baseline"]["c nirvana-grid"] < -10  # the same PSNRs at 1/1.2 the rate
     assert "BD-rate against them" in (tmp_path / "rd_m.md").read_text()
+
+
+def test_fit_screen_packs_the_encoders_bytes_and_scores_the_psnr_loss(tmp_path):
+    """benchmarks.screen: each variant's groups are the encoder's (same PSNR, same payload
+    bytes), and the score is the psnr loss in dB: mean PSNR less λ · bpp in dB."""
+    import math
+
+    import codec
+    from benchmarks.screen import DB_PER_LOSS, screen
+    from nirvana.config import quality_to_lambda
+    from nirvana.fit import LOG_MSE_SCALE
+
+    budget = {"key_iterations": 6, "iterations": 4}
+    rows, frames = screen(str(CARPHONE), {"short": budget}, [4.0], groups=2, preset="fast")
+    report = codec.encode(CARPHONE, tmp_path / "a.nirv", model="grid", preset="fast", quality=4, stop=16,
+                          threads=1, **budget)
+    (row,) = rows
+    assert frames == 16
+    assert row["bytes"] == sum(g.bytes for g in report.groups)
+    assert math.isclose(row["psnr"], sum(p for g in report.groups for p in g.frame_psnrs) / 16, abs_tol=1e-9)
+    loss = -LOG_MSE_SCALE * math.log(10) / 10 * row["psnr"] + quality_to_lambda(4) * row["bpp"]
+    assert math.isclose(row["score"], -loss * DB_PER_LOSS, rel_tol=1e-12)

@@ -1,0 +1,99 @@
+"""Screen fit settings in minutes: fit a clip's first groups under each variant, score the loss.
+
+An RD point of bikes costs most of an hour on 2 cores. This fits only the first ``--groups``
+groups (a key group, then warm groups), every group under the variant's FitConfig
+overrides, packs each group's payload as the encoder does (real bytes, no container) and
+scores it by what the ``psnr`` loss minimises, in dB:
+
+    score = mean frame PSNR − λ · bpp / (LOG_MSE_SCALE · ln 10 / 10)
+
+(higher is better; the λ of each quality). A setting that raises the score at low and high
+qualities on two clips is worth an RD run; the RD benchmark is what decides.
+
+Writes ``<out>/screen_<tag>.json`` and ``.md``.
+
+Usage::
+
+    python -m benchmarks.screen samples/carphone.mp4 --groups 4 --preset medium --qualities 2 6 \\
+        --variants '{"cost4": {"motion_bit_cost": 4}, "cost1": {"motion_bit_cost": 1}}' --tag motioncost_carphone
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import torch
+
+from benchmarks.warm_groups import fit_and_pack, read_frames
+from nirvana.config import fit_config
+from nirvana.fit import LOG_MSE_SCALE
+from nirvana.kinds import KINDS
+
+DB_PER_LOSS = 1 / (LOG_MSE_SCALE * math.log(10) / 10)  # a unit of the psnr loss, in dB of mean PSNR
+
+
+def screen(clip: str, variants: dict[str, dict], qualities: list[float], groups: int = 4,
+           preset: str = "medium") -> tuple[list[dict], int]:
+    """One row per quality and variant (mean PSNR, bytes, bpp, score, seconds), and the
+    number of frames fitted."""
+    kind = KINDS["grid"]
+    probe = read_frames(clip, 0, 1)
+    group = kind.default_group_size(probe.shape[2], probe.shape[1])
+    frames = read_frames(clip, 0, groups * group)
+    n, height, width = frames.shape[:3]
+    net = kind.default_config(width, height)
+    rows = []
+    for quality in qualities:
+        for name, overrides in variants.items():
+            cfg = fit_config(preset, quality, "grid", **overrides)
+            fitted = fit_and_pack(frames, net, cfg, cfg)
+            psnr = sum(r["psnr"] * len(r["frame_psnrs"]) for r in fitted) / n
+            size = sum(r["bytes"] for r in fitted)
+            bpp = 8 * size / (n * height * width)
+            rows.append(dict(variant=name, overrides=overrides, quality=quality, psnr=psnr, bytes=size, bpp=bpp,
+                             score=psnr - cfg.rate_lambda * bpp * DB_PER_LOSS,
+                             seconds=sum(r["seconds"] for r in fitted)))
+            print(json.dumps(rows[-1]), flush=True)
+    return rows, n
+
+
+def markdown(clip: str, frames: int, preset: str, rows: list[dict]) -> str:
+    first = {q: next(r for r in rows if r["quality"] == q) for q in dict.fromkeys(r["quality"] for r in rows)}
+    lines = [f"# Fit screen: {clip}, first {frames} frames, preset {preset}", "",
+             "Every group fitted under the variant; bytes are the packed group payloads. Score: mean "
+             "PSNR less the bits' worth at the quality's λ under the psnr loss (dB, higher is better); "
+             f"Δ against the first variant ({rows[0]['variant']}).", "",
+             "| variant | settings | quality | PSNR (dB) | bytes | bpp | score | Δ score | s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['variant']} | `{json.dumps(r['overrides'])}` | {r['quality']:g} | {r['psnr']:.3f} | "
+                     f"{r['bytes']} | {r['bpp']:.4f} | {r['score']:.3f} | "
+                     f"{r['score'] - first[r['quality']]['score']:+.3f} | {r['seconds']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("clip")
+    parser.add_argument("--variants", required=True, help='JSON: {"name": {FitConfig overrides}, ...}')
+    parser.add_argument("--qualities", type=float, nargs="+", default=[2.0, 6.0])
+    parser.add_argument("--groups", type=int, default=4)
+    parser.add_argument("--preset", default="medium")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default="benchmarks/results")
+    parser.add_argument("--tag", default="screen")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rows, frames = screen(args.clip, json.loads(args.variants), args.qualities, args.groups, args.preset)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = dict(clip=args.clip, frames=frames, preset=args.preset, groups=args.groups)
+    (out / f"screen_{args.tag}.json").write_text(json.dumps(dict(settings=settings, rows=rows), indent=2) + "\n")
+    (out / f"screen_{args.tag}.md").write_text(markdown(args.clip, frames, args.preset, rows))
+
+
+if __name__ == "__main__":
+    main()
