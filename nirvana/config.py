@@ -110,9 +110,9 @@ class FitConfig:
     # carphone 0.27..0.76 (chaining every group cost 16..30 % more bits there, even at 0.68)
     chain_gain: float = 0.25
     # motion search: a bit of motion weighs this many bits of the loss. Under distortion mse,
-    # carphone q4 once chose 4 over 1 and 16; with psnr, chain and half pixels, 1 beat 2 and 4
-    # in a fit screen of carphone and bigbuckbunny at q2 and q6; RD: bikes -8.6 %, carphone
-    # +0.1 % BD-rate against 4 (benchmarks/results/rd_motioncost_*.md)
+    # carphone q4 once chose 4 over 1 and 16; with psnr, chain and half pixels, 1 gives bikes
+    # -8.6 % and carphone +0.1 % BD-rate against 4 (benchmarks/results/rd_motioncost_*.md);
+    # the fit screen favours 1 at q6 and 4 at q2 (screen_motioncost_carphone_q*.md)
     motion_bit_cost: float = 1.0
     seed: int = 0
 
