@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.warm_groups import fit_and_pack, read_frames
+from codec.video import open_video
 from nirvana.config import fit_config
 from nirvana.fit import LOG_MSE_SCALE
 from nirvana.kinds import KINDS
@@ -40,8 +41,8 @@ def screen(clip: str, variants: dict[str, dict], qualities: list[float], groups:
     """One row per quality and variant (mean PSNR, bytes, bpp, score, seconds), and the
     number of frames fitted."""
     kind = KINDS["grid"]
-    probe = read_frames(clip, 0, 1)
-    group = kind.default_group_size(probe.shape[2], probe.shape[1])
+    with open_video(clip) as src:
+        group = kind.default_group_size(src.info.width, src.info.height)
     frames = read_frames(clip, 0, groups * group)
     n, height, width = frames.shape[:3]
     net = kind.default_config(width, height)

@@ -24,7 +24,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -40,7 +40,7 @@ from codec.resume import SegmentStore, manifest, segment_store
 from codec.schedule import Placement, configure_device, placement, run_segments
 from codec.tempfiles import write_atomic
 from codec.video import VideoWriter, open_video
-from nirvana.config import FitConfig, fit_config
+from nirvana.config import FitConfig, check_names, fit_config
 from nirvana.fit import GroupFitter, psnr_from_mse
 from nirvana.kinds import KINDS
 from nirvana.render import to_uint8
@@ -331,12 +331,9 @@ def encode(
         fit_cfg = fit_config(preset, quality, kind=model, distortion=distortion, target_psnr=target_psnr,
                              key_interval=key_interval, iterations=iterations,
                              key_iterations=key_iterations, seed=seed, **(fit_overrides or {}))
+        check_names(KINDS[model].config_type, network_overrides or {}, f"{model} network setting", owner="it")
     except ValueError as e:
         raise InputError(str(e)) from None
-    network_fields = [f.name for f in fields(KINDS[model].config_type)]
-    unknown = sorted(set(network_overrides or {}) - set(network_fields))
-    if unknown:
-        raise InputError(f"unknown {model} network setting {', '.join(unknown)}; it has {', '.join(network_fields)}")
 
     with open_video(input, size=size, fps=fps, start=start, stop=stop,
                     ignore_trailing_bytes=ignore_trailing_bytes) as src:

@@ -39,6 +39,17 @@ def check_ranges(cfg: Any) -> None:
         raise ValueError(f"{type(cfg).__name__} {problem}")
 
 
+def check_names(config_type: type, names, what: str, owner: str | None = None) -> None:
+    """Raise ValueError naming any of ``names`` that is not a field of the dataclass
+    ``config_type`` (``what`` says what they are), with the fields that ``owner`` (default:
+    the class's name) has."""
+    known = [f.name for f in fields(config_type)]
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise ValueError(f"unknown {what} {', '.join(unknown)}; {owner or config_type.__name__} has "
+                         f"{', '.join(known)}")
+
+
 @dataclass(frozen=True)
 class NetworkConfig:
     """Shape of one group's ``siren`` network (docs/ARCHITECTURE.md, "Network kinds")."""
@@ -163,10 +174,7 @@ def fit_config(preset: str = "medium", quality: float | None = None, kind: str =
     (None = keep)."""
     if preset not in PRESETS[kind]:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS[kind])}")
-    unknown = sorted(set(overrides) - {f.name for f in fields(FitConfig)})
-    if unknown:
-        raise ValueError(f"unknown fit setting {', '.join(unknown)}; FitConfig has "
-                         f"{', '.join(f.name for f in fields(FitConfig))}")
+    check_names(FitConfig, overrides, "fit setting")
     cfg = replace(FitConfig(), **KIND_DEFAULTS[kind], **PRESETS[kind][preset])
     if quality is not None:
         cfg = replace(cfg, rate_lambda=quality_to_lambda(quality))
