@@ -125,10 +125,47 @@ class FitConfig:
     # -8.6 % and carphone +0.1 % BD-rate against 4 (benchmarks/results/rd_motioncost_*.md);
     # the fit screen favours 1 at q6 and 4 at q2 (screen_motioncost_carphone_q*.md)
     motion_bit_cost: float = 1.0
+    # under distortion psnr, a warm group's motion bit also weighs the previous group's MSE
+    # / LOG_MSE_SCALE (clamped to 0.1..10): what a unit of squared error is worth in the loss
+    # falls as the error grows, so a bit of motion is dearer at low quality
+    motion_cost_follows_mse: bool = False
     seed: int = 0
 
 
 DISTORTIONS = ("psnr", "mse")  # what the loss's distortion term measures (FitConfig.distortion)
+SCHEDULES = ("constant", "cosine")  # FitConfig.schedule
+_INF = math.inf
+# what each FitConfig field may hold: choices for text, (low, high) for numbers (inclusive)
+_FIT_VALUES: dict[str, tuple] = {
+    "key_iterations": (1, _INF), "iterations": (1, _INF), "min_iterations": (0, _INF),
+    "lr": (0, _INF), "residual_lr": (0, _INF), "step_lr": (0, _INF), "rate_lambda": (0, _INF),
+    "distortion": DISTORTIONS, "target_psnr": (0, _INF), "patience": (1, _INF), "init_bits": (1, 16),
+    "noise_fraction": (0, 1), "schedule": SCHEDULES, "cut_psnr": (0, _INF), "cut_drop": (0, _INF),
+    "key_interval": (1, 0xFFFF), "residual_coding": (False, True), "carry_time": (False, True),
+    "chain_gain": (0, _INF), "motion_bit_cost": (0, _INF), "motion_cost_follows_mse": (False, True),
+    "seed": (0, 2**63 - 1),
+}
+
+
+def check_fit_values(cfg: FitConfig) -> None:
+    """Raise ValueError naming the first FitConfig field whose value is of the wrong type or
+    out of range (a NaN never is in range); None passes only for ``target_psnr``."""
+    for f in fields(cfg):
+        value, allowed = getattr(cfg, f.name), _FIT_VALUES[f.name]
+        if value is None and f.name == "target_psnr":
+            continue
+        if isinstance(allowed[0], str):
+            ok = value in allowed
+            wanted = "one of " + ", ".join(allowed)
+        else:
+            low, high = allowed
+            kind = bool if isinstance(low, bool) else int if isinstance(f.default, int) else (int, float)
+            ok = (isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+                  and low <= value <= high)
+            wanted = ("true or false" if kind is bool
+                      else f"{'an integer' if kind is int else 'a number'} in {low}..{high}")
+        if not ok:
+            raise ValueError(f"fit setting {f.name} = {value!r} is invalid; it takes {wanted}")
 
 # Budgets per network kind. The grid kind trains with noise for the first half of each budget,
 # then straight-through rounding, at a constant learning rate, to the end of its budget. Its
@@ -178,4 +215,6 @@ def fit_config(preset: str = "medium", quality: float | None = None, kind: str =
     cfg = replace(FitConfig(), **KIND_DEFAULTS[kind], **PRESETS[kind][preset])
     if quality is not None:
         cfg = replace(cfg, rate_lambda=quality_to_lambda(quality))
-    return replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    check_fit_values(cfg)
+    return cfg

@@ -148,6 +148,13 @@ def test_codec_encode_checks_options_before_opening_anything(tmp_path):
                             ({"fps": float("nan")}, "--fps"), ({"size": (99999, 99999)}, "--size"),
                             ({"distortion": "ssim"}, "--distortion 'ssim': choose one of psnr, mse"),
                             ({"fit_overrides": {"bogus": 1}}, "unknown fit setting bogus; FitConfig has "),
+                            ({"fit_overrides": {"motion_bit_cost": -1}},
+                             r"fit setting motion_bit_cost = -1 is invalid; it takes a number in 0\.\.inf"),
+                            ({"fit_overrides": {"lr": float("nan")}}, "fit setting lr = nan is invalid"),
+                            ({"fit_overrides": {"schedule": "linear"}},
+                             "fit setting schedule = 'linear' is invalid; it takes one of constant, cosine"),
+                            ({"fit_overrides": {"patience": 2.5}}, r"it takes an integer in 1\.\.inf"),
+                            ({"fit_overrides": {"carry_time": 1}}, "carry_time = 1 is invalid; it takes true or false"),
                             ({"network_overrides": {"bogus": 1}}, "unknown grid network setting bogus; it has levels")]:
         with pytest.raises(InputError, match=expect):
             codec.encode(missing, tmp_path / "o.nirv", **options)
