@@ -79,6 +79,7 @@ class GroupFitter:
         self.previous: torch.Tensor | None = None  # flat latents of the last group
         self.last_frame: torch.Tensor | None = None  # the previous group's last source frame
         self.reference: torch.Tensor | None = None  # the last decoded frame (3, H, W), for motion
+        self.last_mse: float | None = None  # the previous group's coded MSE (None after a key reset)
 
     def _start_key_group(self, group_index: int) -> None:
         gen = torch.Generator().manual_seed(self.fit_cfg.seed * 1_000_003 + group_index)
@@ -99,19 +100,29 @@ class GroupFitter:
         cfg = self.fit_cfg
         target = frames.to(self.device)
         if key:  # forget what came before, so that a segment fits the same on any worker
-            self.last_frame = None
+            self.last_frame, self.last_mse = None, None
         source, self.last_frame = self.last_frame, target[-1:]
         if not key and self.net is not None:
             reference = self.reference if self.kind.uses_reference(self.net_cfg) else None
             if reference is not None:
-                # loss · 3 · pixels = squared error summed over channels + 3λ · bits
-                self.net.set_motion(reference, target, cfg.motion_bit_cost * 3 * cfg.rate_lambda, source[0],
-                                    cfg.chain_gain)
+                self.net.set_motion(reference, target, self.motion_bit_price(), source[0], cfg.chain_gain)
             return self._run(target, cfg.iterations, progress, group_index, reference)
         self._start_key_group(group_index)
         if self.kind.uses_reference(self.net_cfg):
-            self.net.set_key_motion(target, cfg.motion_bit_cost * 3 * cfg.rate_lambda)
+            self.net.set_key_motion(target, self.motion_bit_price())
         return self._run(target, cfg.key_iterations, progress, group_index, None)
+
+    def motion_bit_price(self) -> float:
+        """What the motion search charges per motion bit, in squared error summed over the
+        channels: ``loss · 3 · pixels`` is that error plus 3λ · bits under distortion mse.
+        Under psnr a unit of error weighs ``LOG_MSE_SCALE / MSE`` of its mse weight, so with
+        ``motion_cost_follows_mse`` a warm group scales the price by the previous group's MSE
+        over LOG_MSE_SCALE (a key group, which must fit alike on any worker, by 1)."""
+        cfg = self.fit_cfg
+        price = cfg.motion_bit_cost * 3 * cfg.rate_lambda
+        if cfg.motion_cost_follows_mse and cfg.distortion == "psnr" and self.last_mse is not None:
+            price *= min(max(self.last_mse / LOG_MSE_SCALE, 0.1), 10.0)
+        return price
 
     def _run(self, frames: torch.Tensor, budget: int, progress, group_index: int,
              reference: torch.Tensor | None) -> GroupFit:
@@ -183,10 +194,12 @@ class GroupFitter:
             recon = self.kind.render_groups([tensors], self.net_cfg, self.group_size, self.height,
                                             self.width, [reference])[0, :n]
             err = (to_uint8(recon).float() - torch.round(frames * 255)) / 255
-            frame_psnrs = [psnr_from_mse(float(e)) for e in (err ** 2).mean(dim=(1, 2, 3))]
+            frame_mses = (err ** 2).mean(dim=(1, 2, 3)).tolist()
+            frame_psnrs = [psnr_from_mse(e) for e in frame_mses]
             ints = net.quant.flat_integers()
             est = float(net.coded_bits(ints, references))
         self.previous = ints
+        self.last_mse = sum(frame_mses) / n
         self.reference = to_uint8(recon[n - 1]).float() / 255
         return GroupFit(previous is None, latents, steps, recon, frame_psnrs, it, est)
 

@@ -3,6 +3,7 @@ values, and files whose warm groups render on the previous group's last decoded 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from fractions import Fraction
 
 import numpy as np
@@ -184,6 +185,23 @@ def test_a_file_with_motion_decodes_to_the_encoders_reconstruction(motion_clip, 
     assert "motion" in run("info", str(path))
 
 
+def test_motion_bytes_reports_each_warm_groups_motion(motion_clip):
+    from benchmarks.motion_bytes import median_residual, motion_rows
+
+    field = np.array([[[4, 4, 5], [4, 6, 5]]])  # (1, By=2, Bx=3): each block less its neighbours' median
+    assert median_residual(field).tolist() == [[[4, 0, 1], [0, 2, 0]]]
+    path, _ = motion_clip
+    rows = motion_rows(str(path))
+    assert [r["group"] for r in rows] == [1, 3]  # the warm groups
+    with NirvReader(path) as reader:
+        shapes = group_shapes(reader.header)
+        at = len(shapes) - 2  # the motion tensor, before the chain's
+        for row in rows:  # groups 0 and 2 are keys: each warm group's previous group
+            payload = reader.read_payload(row["group"], shapes, reader.read_payload(row["group"] - 1, shapes, None))
+            assert row["coded"] == payload.tensor_bytes[at] and row["bytes"] == len(reader.read_group(row["group"]))
+            assert row["nonzero_frame0"] + row["nonzero_later"] == np.count_nonzero(payload.latents[at])
+
+
 def test_whole_pixel_motion_without_overlap_and_a_slot_per_frame_decodes_to_the_reconstruction(tmp_path):
     path, recon = tmp_path / "w.nirv", tmp_path / "recon.y4m"
     run("encode", str(CARPHONE), "-o", str(path), "--frames", "0:6", "--subpel", "0", "--no-overlap",
@@ -345,6 +363,25 @@ def test_motion_bit_cost_prices_the_search(monkeypatch):
         fitter.fit(torch.rand(2, 3, 16, 16), key=True, group_index=0)
         fitter.fit(torch.rand(2, 3, 16, 16), key=False, group_index=1)
         assert seen[-2:] == [weight * 3 * cfg.rate_lambda] * 2
+
+    # following the MSE: a warm group's price × the previous group's coded MSE / 1e-3
+    # (clamped to 0.1..10); a key group's is never scaled, so a segment fits alike anywhere
+    cfg = replace(cfg, motion_bit_cost=1.0, motion_cost_follows_mse=True)
+    base = 3 * cfg.rate_lambda
+    fitter = GroupFitter(kind, net, cfg, 16, 16, group_size=2)
+    frames = 0.5 + 0.1 * torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    first = fitter.fit(frames, key=True, group_index=0)
+    fitter.fit(frames, key=False, group_index=1)
+    coded_mse = sum(10 ** (-p / 10) for p in first.frame_psnrs) / len(first.frame_psnrs)
+    assert seen[-2] == base
+    assert seen[-1] == pytest.approx(base * min(max(coded_mse / 1e-3, 0.1), 10.0), rel=1e-5)
+    for mse, factor in ((1e-6, 0.1), (3e-3, 3.0), (1.0, 10.0)):
+        fitter.last_mse = mse
+        assert fitter.motion_bit_price() == pytest.approx(base * factor)
+    fitter.fit_cfg = replace(cfg, distortion="mse")
+    assert fitter.motion_bit_price() == base  # under mse a unit of error weighs the same at any quality
+    fitter.fit(frames, key=True, group_index=0)
+    assert fitter.last_mse is not None and seen[-1] == base  # keys: never scaled
 
     ref = smooth_image(3, 64, 64)
     jitter = torch.stack([shifted(ref, 1, 0) + 0.002 * torch.randn(3, 64, 64, generator=torch.Generator().manual_seed(t))
