@@ -77,6 +77,8 @@ VARIANTS: dict[str, tuple[str, dict]] = {
                      {"fit_overrides": {"chain_gain": 1e9}}),
     "motion_cost4": ("the motion search prices a motion bit at 4 bits of the loss (the default before), not 1",
                      {"fit_overrides": {"motion_bit_cost": 4.0}}),
+    "motion_follows_mse": ("a warm group's motion bit priced also by the previous group's MSE / 1e-3",
+                           {"fit_overrides": {"motion_cost_follows_mse": True}}),
     "warm_lr": ("warm groups at the key groups' learning rate (0.01, not 0.005)",
                 {"fit_overrides": {"residual_lr": 0.01}}),
 }
