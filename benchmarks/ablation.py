@@ -79,6 +79,8 @@ VARIANTS: dict[str, tuple[str, dict]] = {
                      {"fit_overrides": {"motion_bit_cost": 4.0}}),
     "motion_follows_mse": ("a warm group's motion bit priced also by the previous group's MSE / 1e-3",
                            {"fit_overrides": {"motion_cost_follows_mse": True}}),
+    "motion_follows_mse_up": ("as motion_follows_mse, but never below the plain price (factor 1..10)",
+                              {"fit_overrides": {"motion_cost_follows_mse": True, "motion_cost_mse_floor": 1.0}}),
     "warm_lr": ("warm groups at the key groups' learning rate (0.01, not 0.005)",
                 {"fit_overrides": {"residual_lr": 0.01}}),
 }

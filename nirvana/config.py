@@ -131,6 +131,9 @@ class FitConfig:
     # screen +0.38 dB at q2, +0.01 at q6; bikes q2 on the old curve, its fast scene's warm
     # groups (price x3) cheaper, its slow scene's (x0.4) dearer for no gain (README)
     motion_cost_follows_mse: bool = False
+    # the least that factor may be: 0.1 lets a high-quality group's motion bit cost a tenth of
+    # the plain price; 1 makes the price one-sided (dearer at low quality, never cheaper)
+    motion_cost_mse_floor: float = 0.1
     seed: int = 0
 
 
@@ -145,6 +148,7 @@ _FIT_VALUES: dict[str, tuple] = {
     "noise_fraction": (0, 1), "schedule": SCHEDULES, "cut_psnr": (0, _INF), "cut_drop": (0, _INF),
     "key_interval": (1, 0xFFFF), "residual_coding": (False, True), "carry_time": (False, True),
     "chain_gain": (0, _INF), "motion_bit_cost": (0, _INF), "motion_cost_follows_mse": (False, True),
+    "motion_cost_mse_floor": (0, 10),
     "seed": (0, 2**63 - 1),
 }
 

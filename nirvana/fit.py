@@ -117,11 +117,12 @@ class GroupFitter:
         channels: ``loss · 3 · pixels`` is that error plus 3λ · bits under distortion mse.
         Under psnr a unit of error weighs ``LOG_MSE_SCALE / MSE`` of its mse weight, so with
         ``motion_cost_follows_mse`` a warm group scales the price by the previous group's MSE
-        over LOG_MSE_SCALE (a key group, which must fit alike on any worker, by 1)."""
+        over LOG_MSE_SCALE, clamped to ``motion_cost_mse_floor``..10 (a key group, which must
+        fit alike on any worker, by 1)."""
         cfg = self.fit_cfg
         price = cfg.motion_bit_cost * 3 * cfg.rate_lambda
         if cfg.motion_cost_follows_mse and cfg.distortion == "psnr" and self.last_mse is not None:
-            price *= min(max(self.last_mse / LOG_MSE_SCALE, 0.1), 10.0)
+            price *= min(max(self.last_mse / LOG_MSE_SCALE, cfg.motion_cost_mse_floor), 10.0)
         return price
 
     def _run(self, frames: torch.Tensor, budget: int, progress, group_index: int,

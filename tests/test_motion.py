@@ -391,6 +391,10 @@ def test_motion_bit_cost_prices_the_search(monkeypatch):
     for mse, factor in ((1e-6, 0.1), (3e-3, 3.0), (1.0, 10.0)):
         fitter.last_mse = mse
         assert fitter.motion_bit_price() == pytest.approx(base * factor)
+    fitter.fit_cfg = replace(cfg, motion_cost_mse_floor=1.0)  # one-sided: never below the plain price
+    for mse, factor in ((1e-6, 1.0), (3e-3, 3.0), (1.0, 10.0)):
+        fitter.last_mse = mse
+        assert fitter.motion_bit_price() == pytest.approx(base * factor)
     fitter.fit_cfg = replace(cfg, distortion="mse")
     assert fitter.motion_bit_price() == base  # under mse a unit of error weighs the same at any quality
     fitter.fit(frames, key=True, group_index=0)
