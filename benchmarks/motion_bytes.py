@@ -29,7 +29,7 @@ import numpy as np
 
 from codec.bitstream import NirvReader
 from codec.decoder import group_payloads
-from codec.entropy import encode_ints
+from codec.entropy import coded_size
 from codec.info import tensor_names
 
 
@@ -77,7 +77,7 @@ def motion_rows(path: str) -> list[dict]:
 
 
 def _size(values: np.ndarray) -> int:
-    return len(encode_ints(np.ascontiguousarray(values)))
+    return sum(coded_size(values))
 
 
 def markdown(path: str, rows: list[dict]) -> str:

@@ -156,14 +156,18 @@ def cut_groups(frames: Iterable[np.ndarray], group_size: int, cut_psnr: float, c
     """
     source = iter(frames)
     pending: list[np.ndarray] = []
+    changes: list[float | None] = []  # each pending frame's change from the frame before it
     recent: list[float] = []
     last: np.ndarray | None = None  # the previous group's last frame
     cut = False
     while True:
-        pending += itertools.islice(source, group_size - len(pending))
+        before = pending[-1] if pending else last
+        for frame in itertools.islice(source, group_size - len(pending)):
+            changes.append(None if before is None else frame_change(before, frame))
+            pending.append(frame)
+            before = frame
         if not pending:
             return
-        changes = [None if a is None else frame_change(a, b) for a, b in zip([last] + pending, pending)]
         limit = _cut_limit(recent + [c for c in changes if c is not None], cut_psnr, cut_drop)
         if cut or (changes[0] is not None and changes[0] < limit):
             cut, recent = True, []  # a new scene, judged by its own changes from here on
@@ -171,7 +175,7 @@ def cut_groups(frames: Iterable[np.ndarray], group_size: int, cut_psnr: float, c
         n = next((i for i in range(1, len(pending)) if changes[i] < limit), len(pending))
         yield np.stack(pending[:n]), cut
         recent = (recent + [c for c in changes[int(cut):n] if c is not None])[-16:]
-        last, pending, cut = pending[n - 1], pending[n:], n < len(pending)
+        last, pending, changes, cut = pending[n - 1], pending[n:], changes[n:], n < len(pending)
 
 
 def _cut_limit(changes: list[float], cut_psnr: float, cut_drop: float) -> float:

@@ -149,6 +149,7 @@ def _encode(values: np.ndarray, escapes: bool = True) -> _Blob:
         return _Blob(bytes([CONSTANT]) + _zigzag_varint(lo), b"")
     span = hi - lo
     candidates: list[_Blob] = []
+    counts = None
     if span < MAX_SYMBOLS:
         symbols = (flat - lo).astype(np.int32)
         counts = np.bincount(symbols, minlength=span + 1)
@@ -156,7 +157,7 @@ def _encode(values: np.ndarray, escapes: bool = True) -> _Blob:
         if flat.size <= LAPLACE_MAX_COUNT:
             candidates.append(_laplace(flat.astype(np.int32), lo, hi, counts))
     if escapes:
-        candidates += _escaped(flat, lo, hi)
+        candidates += _escaped(flat, lo, hi, counts)
     best = min(candidates, key=lambda blob: blob.size, default=None)
     bits = span.bit_length()
     raw_side = bytes([RAW]) + _zigzag_varint(lo) + bytes([bits])
@@ -176,11 +177,16 @@ def _tables(counts: np.ndarray) -> list[np.ndarray]:
     return tables
 
 
-def _escaped(flat: np.ndarray, lo: int, hi: int) -> list[_Blob]:
+def _escaped(flat: np.ndarray, lo: int, hi: int, counts: np.ndarray | None) -> list[_Blob]:
     """ESCAPED blobs for the core half-width around the most common value that an estimate
     (ideal code length of the core, a byte per table entry, raw bits for the tail) favours;
-    none when every width's core holds every value."""
-    values, counts = np.unique(flat, return_counts=True)
+    none when every width's core holds every value. ``counts``: the bincount of ``flat - lo``
+    where the caller has it (else the values are sorted here)."""
+    if counts is None:
+        values, counts = np.unique(flat, return_counts=True)
+    else:
+        values = np.flatnonzero(counts)
+        counts, values = counts[values], values + lo
     mode = int(values[np.argmax(counts)])
     best, best_cost = None, np.inf
     for width in ESCAPE_WIDTHS:

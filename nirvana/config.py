@@ -126,14 +126,13 @@ class FitConfig:
     # the fit screen favours 1 at q6 and 4 at q2 (screen_motioncost_carphone_q*.md)
     motion_bit_cost: float = 1.0
     # under distortion psnr, a warm group's motion bit also weighs the previous group's MSE
-    # / LOG_MSE_SCALE (clamped to 0.1..10): what a unit of squared error is worth in the loss
-    # falls as the error grows, so a bit of motion is dearer at low quality. Off: carphone's
-    # screen +0.38 dB at q2, +0.01 at q6; bikes q2 on the old curve, its fast scene's warm
-    # groups (price x3) cheaper, its slow scene's (x0.4) dearer for no gain (README)
-    motion_cost_follows_mse: bool = False
-    # the least that factor may be: 0.1 lets a high-quality group's motion bit cost a tenth of
-    # the plain price; 1 makes the price one-sided (dearer at low quality, never cheaper)
-    motion_cost_mse_floor: float = 0.1
+    # / LOG_MSE_SCALE, clamped to motion_cost_mse_floor..10: what a unit of squared error is
+    # worth in the loss falls as the error grows, so a bit of motion is dearer at low quality.
+    # The floor 1 makes it one-sided (never cheaper than motion_bit_cost): with it, BD-rate
+    # carphone -2.9 %, bikes -1.7 % against the plain price (rd_up_*.md). Floor 0.1 (two-sided)
+    # made bikes' slow scene spend more bytes for no gain (rd_follow_bikes_q2.md)
+    motion_cost_follows_mse: bool = True
+    motion_cost_mse_floor: float = 1.0
     seed: int = 0
 
 

@@ -160,9 +160,8 @@ class GroupFitter:
             opt.param_groups[0]["lr"], opt.param_groups[1]["lr"] = base_lr * scale, step_lr * scale
             out, symbols = net.predict(noise if it <= noisy else None)
             squared = (_first(out, n) - target) ** 2 * mask
-            mse = squared.detach().sum() / valid
-            loss = distortion_term(squared, valid, n, cfg.distortion) \
-                + cfg.rate_lambda * net.coded_bits(symbols, references) / pixels
+            distortion, mse = distortion_term(squared, valid, n, cfg.distortion)
+            loss = distortion + cfg.rate_lambda * net.coded_bits(symbols, references) / pixels
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if it <= noisy:  # the noisy loss is not the coded one: no best state, no stopping
@@ -205,16 +204,19 @@ class GroupFitter:
         return GroupFit(previous is None, latents, steps, recon, frame_psnrs, it, est)
 
 
-def distortion_term(squared: torch.Tensor, valid: float, n: int, kind: str) -> torch.Tensor:
+def distortion_term(squared: torch.Tensor, valid: float, n: int,
+                    kind: str) -> tuple[torch.Tensor, torch.Tensor]:
     """The loss's distortion term from the masked squared errors of ``n`` frames (``valid``
-    real values in all): their MSE, or :data:`LOG_MSE_SCALE` times the mean of each frame's
-    ln(MSE). A frame's gradient is then its MSE's scaled by 1e-3 / its MSE."""
+    real values in all), and their MSE (detached), from one reduction. The term is the MSE,
+    or :data:`LOG_MSE_SCALE` times the mean of each frame's ln(MSE); a frame's gradient is
+    then its MSE's scaled by 1e-3 / its MSE."""
     if kind == "mse":
-        return squared.sum() / valid
+        mse = squared.sum() / valid
+        return mse, mse.detach()
     frame_axis = 1 if squared.dim() == 5 else 0  # patches (N, G, ...) or frames (G, ...)
     dims = [d for d in range(squared.dim()) if d != frame_axis]
     frame_mse = squared.sum(dim=dims) * (n / valid)
-    return LOG_MSE_SCALE * torch.log(frame_mse.clamp_min(1e-10)).mean()
+    return LOG_MSE_SCALE * torch.log(frame_mse.clamp_min(1e-10)).mean(), frame_mse.detach().mean()
 
 
 def _first(pred: torch.Tensor, n: int) -> torch.Tensor:

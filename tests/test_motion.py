@@ -371,15 +371,17 @@ def test_motion_bit_cost_prices_the_search(monkeypatch):
     net = kind.default_config(16, 16, levels=2, context=0)
     for weight in (1.0, 4.0):
         cfg = fit_config("fast", 6, "grid", key_iterations=2, iterations=2, min_iterations=1,
-                         motion_bit_cost=weight)
+                         motion_bit_cost=weight, motion_cost_follows_mse=False)
         fitter = GroupFitter(kind, net, cfg, 16, 16, group_size=2)
         fitter.fit(torch.rand(2, 3, 16, 16), key=True, group_index=0)
         fitter.fit(torch.rand(2, 3, 16, 16), key=False, group_index=1)
         assert seen[-2:] == [weight * 3 * cfg.rate_lambda] * 2
 
-    # following the MSE: a warm group's price × the previous group's coded MSE / 1e-3
-    # (clamped to 0.1..10); a key group's is never scaled, so a segment fits alike anywhere
-    cfg = replace(cfg, motion_bit_cost=1.0, motion_cost_follows_mse=True)
+    # following the MSE (the default): a warm group's price × the previous group's coded MSE
+    # / 1e-3, clamped to 1..10 (one-sided); a key group's is never scaled, so a segment fits
+    # alike anywhere
+    cfg = fit_config("fast", 6, "grid", key_iterations=2, iterations=2, min_iterations=1)
+    assert cfg.motion_cost_follows_mse and cfg.motion_cost_mse_floor == 1.0
     base = 3 * cfg.rate_lambda
     fitter = GroupFitter(kind, net, cfg, 16, 16, group_size=2)
     frames = 0.5 + 0.1 * torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
@@ -387,12 +389,12 @@ def test_motion_bit_cost_prices_the_search(monkeypatch):
     fitter.fit(frames, key=False, group_index=1)
     coded_mse = sum(10 ** (-p / 10) for p in first.frame_psnrs) / len(first.frame_psnrs)
     assert seen[-2] == base
-    assert seen[-1] == pytest.approx(base * min(max(coded_mse / 1e-3, 0.1), 10.0), rel=1e-5)
-    for mse, factor in ((1e-6, 0.1), (3e-3, 3.0), (1.0, 10.0)):
+    assert seen[-1] == pytest.approx(base * min(max(coded_mse / 1e-3, 1.0), 10.0), rel=1e-5)
+    for mse, factor in ((1e-6, 1.0), (3e-3, 3.0), (1.0, 10.0)):
         fitter.last_mse = mse
         assert fitter.motion_bit_price() == pytest.approx(base * factor)
-    fitter.fit_cfg = replace(cfg, motion_cost_mse_floor=1.0)  # one-sided: never below the plain price
-    for mse, factor in ((1e-6, 1.0), (3e-3, 3.0), (1.0, 10.0)):
+    fitter.fit_cfg = replace(cfg, motion_cost_mse_floor=0.1)  # two-sided: cheaper at high quality
+    for mse, factor in ((1e-6, 0.1), (3e-3, 3.0), (1.0, 10.0)):
         fitter.last_mse = mse
         assert fitter.motion_bit_price() == pytest.approx(base * factor)
     fitter.fit_cfg = replace(cfg, distortion="mse")
