@@ -36,6 +36,14 @@ from nirvana.kinds import KINDS
 DB_PER_LOSS = 1 / (LOG_MSE_SCALE * math.log(10) / 10)  # a unit of the psnr loss, in dB of mean PSNR
 
 
+def score(psnr: float, bpp: float, rate_lambda: float) -> float:
+    """Mean PSNR less the bits' worth at ``rate_lambda`` under the psnr loss, in dB.
+
+    Example: ``score(30.0, 0.0, 0.01) == 30.0``.
+    """
+    return psnr - rate_lambda * bpp * DB_PER_LOSS
+
+
 def screen(clip: str, variants: dict[str, dict], qualities: list[float], groups: int = 4,
            preset: str = "medium") -> tuple[list[dict], int]:
     """One row per quality and variant (mean PSNR, bytes, bpp, score, seconds), and the
@@ -55,7 +63,7 @@ def screen(clip: str, variants: dict[str, dict], qualities: list[float], groups:
             size = sum(r["bytes"] for r in fitted)
             bpp = 8 * size / (n * height * width)
             rows.append(dict(variant=name, overrides=overrides, quality=quality, psnr=psnr, bytes=size, bpp=bpp,
-                             score=psnr - cfg.rate_lambda * bpp * DB_PER_LOSS,
+                             score=score(psnr, bpp, cfg.rate_lambda),
                              seconds=sum(r["seconds"] for r in fitted)))
             print(json.dumps(rows[-1]), flush=True)
     return rows, n

@@ -3,7 +3,6 @@ values, and files whose warm groups render on the previous group's last decoded 
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from fractions import Fraction
 
@@ -232,21 +231,20 @@ def test_warm_groups_score_better_with_motion(tmp_path):
     higher PSNR, and a higher score on the loss it minimises (mean PSNR less the bits' worth
     at the quality's λ; which way the bytes go depends on the machine's arithmetic at these
     tiny budgets)."""
+    from benchmarks.screen import score
     from nirvana.config import quality_to_lambda
-    from nirvana.fit import LOG_MSE_SCALE
 
     reports = {m: codec.encode(CARPHONE, tmp_path / f"{m}.nirv", model="grid", preset="fast", quality=6,
                                stop=16, key_iterations=150, iterations=60, motion=m, threads=1)
                for m in (0, 16)}
     warm = {m: [g for g in r.groups if not g.key] for m, r in reports.items()}
-    db_per_bpp = quality_to_lambda(6) * 10 / (LOG_MSE_SCALE * math.log(10))
 
-    def score(groups):
+    def warm_score(groups):
         bpp = sum(g.bytes for g in groups) * 8 / (176 * 144 * sum(g.frames for g in groups))
-        return sum(g.psnr for g in groups) / len(groups) - db_per_bpp * bpp
+        return score(sum(g.psnr for g in groups) / len(groups), bpp, quality_to_lambda(6))
 
     assert min(g.psnr for g in warm[16]) > max(g.psnr for g in warm[0])
-    assert score(warm[16]) > score(warm[0]) + 1.0
+    assert warm_score(warm[16]) > warm_score(warm[0]) + 1.0
 
 
 def cross_fade(frames: int, height: int, width: int) -> torch.Tensor:
