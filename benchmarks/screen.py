@@ -8,7 +8,9 @@ scores it by what the ``psnr`` loss minimises, in dB:
     score = mean frame PSNR − λ · bpp / (LOG_MSE_SCALE · ln 10 / 10)
 
 (higher is better; the λ of each quality). A setting that raises the score at low and high
-qualities on two clips is worth an RD run; the RD benchmark is what decides.
+qualities on two clips is worth an RD run; the RD benchmark is what decides. A variant's
+``"network"`` entry overrides fields of the grid network (``GridConfig``) instead, for
+example ``{"block32": {"network": {"motion": 32}}}``.
 
 Writes ``<out>/screen_<tag>.json`` and ``.md``.
 
@@ -21,6 +23,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -29,7 +32,7 @@ import torch
 
 from benchmarks.warm_groups import fit_and_pack, read_frames
 from codec.video import open_video
-from nirvana.config import fit_config
+from nirvana.config import check_ranges, fit_config
 from nirvana.fit import LOG_MSE_SCALE
 from nirvana.kinds import KINDS
 
@@ -53,11 +56,14 @@ def screen(clip: str, variants: dict[str, dict], qualities: list[float], groups:
         group = kind.default_group_size(src.info.width, src.info.height)
     frames = read_frames(clip, 0, groups * group)
     n, height, width = frames.shape[:3]
-    net = kind.default_config(width, height)
+    default_net = kind.default_config(width, height)
     rows = []
     for quality in qualities:
         for name, overrides in variants.items():
-            cfg = fit_config(preset, quality, "grid", **overrides)
+            fit_overrides = {k: v for k, v in overrides.items() if k != "network"}
+            net = dataclasses.replace(default_net, **overrides.get("network", {}))
+            check_ranges(net)
+            cfg = fit_config(preset, quality, "grid", **fit_overrides)
             fitted = fit_and_pack(frames, net, cfg, cfg)
             psnr = sum(r["psnr"] * len(r["frame_psnrs"]) for r in fitted) / n
             size = sum(r["bytes"] for r in fitted)
@@ -87,7 +93,7 @@ def markdown(clip: str, frames: int, preset: str, rows: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("clip")
-    parser.add_argument("--variants", required=True, help='JSON: {"name": {FitConfig overrides}, ...}')
+    parser.add_argument("--variants", required=True, help='JSON: {"name": {FitConfig overrides, "network": {GridConfig overrides}}, ...}')
     parser.add_argument("--qualities", type=float, nargs="+", default=[2.0, 6.0])
     parser.add_argument("--groups", type=int, default=4)
     parser.add_argument("--preset", default="medium")

@@ -104,12 +104,15 @@ def test_fit_screen_packs_the_encoders_bytes_and_scores_the_psnr_loss(tmp_path):
     from nirvana.fit import LOG_MSE_SCALE
 
     budget = {"key_iterations": 6, "iterations": 4}
-    rows, frames = screen(str(CARPHONE), {"short": budget}, [4.0], groups=2, preset="fast")
-    report = codec.encode(CARPHONE, tmp_path / "a.nirv", model="grid", preset="fast", quality=4, stop=16,
-                          threads=1, **budget)
-    (row,) = rows
+    rows, frames = screen(str(CARPHONE), {"short": budget, "block8": {**budget, "network": {"motion": 8}}},
+                          [4.0], groups=2, preset="fast")
     assert frames == 16
-    assert row["bytes"] == sum(g.bytes for g in report.groups)
-    assert math.isclose(row["psnr"], sum(p for g in report.groups for p in g.frame_psnrs) / 16, abs_tol=1e-9)
+    for row, motion in zip(rows, (None, 8)):  # None: the default network's motion blocks
+        report = codec.encode(CARPHONE, tmp_path / "a.nirv", model="grid", preset="fast", quality=4, stop=16,
+                              threads=1, motion=motion, **budget)
+        assert row["bytes"] == sum(g.bytes for g in report.groups)
+        assert math.isclose(row["psnr"], sum(p for g in report.groups for p in g.frame_psnrs) / 16, abs_tol=1e-9)
+    assert rows[0]["bytes"] != rows[1]["bytes"]  # 8-pixel blocks: four times the motion values
+    row = rows[0]
     loss = -LOG_MSE_SCALE * math.log(10) / 10 * row["psnr"] + quality_to_lambda(4) * row["bpp"]
     assert math.isclose(row["score"], -loss * DB_PER_LOSS, rel_tol=1e-12)
