@@ -48,13 +48,13 @@ def score(psnr: float, bpp: float, rate_lambda: float) -> float:
 
 
 def screen(clip: str, variants: dict[str, dict], qualities: list[float], groups: int = 4,
-           preset: str = "medium") -> tuple[list[dict], int]:
+           preset: str = "medium", start: int = 0) -> tuple[list[dict], int]:
     """One row per quality and variant (mean PSNR, bytes, bpp, score, seconds), and the
-    number of frames fitted."""
+    number of frames fitted (from frame ``start``, the first as a key group)."""
     kind = KINDS["grid"]
     with open_video(clip) as src:
         group = kind.default_group_size(src.info.width, src.info.height)
-    frames = read_frames(clip, 0, groups * group)
+    frames = read_frames(clip, start, groups * group)
     n, height, width = frames.shape[:3]
     default_net = kind.default_config(width, height)
     rows = []
@@ -75,9 +75,10 @@ def screen(clip: str, variants: dict[str, dict], qualities: list[float], groups:
     return rows, n
 
 
-def markdown(clip: str, frames: int, preset: str, rows: list[dict]) -> str:
+def markdown(clip: str, frames: int, preset: str, rows: list[dict], start: int = 0) -> str:
     first = {q: next(r for r in rows if r["quality"] == q) for q in dict.fromkeys(r["quality"] for r in rows)}
-    lines = [f"# Fit screen: {clip}, first {frames} frames, preset {preset}", "",
+    span = f"first {frames} frames" if start == 0 else f"frames {start}–{start + frames - 1}"
+    lines = [f"# Fit screen: {clip}, {span}, preset {preset}", "",
              "Every group fitted under the variant; bytes are the packed group payloads. Score: mean "
              "PSNR less the bits' worth at the quality's λ under the psnr loss (dB, higher is better); "
              f"Δ against the first variant ({rows[0]['variant']}).", "",
@@ -96,18 +97,20 @@ def main() -> None:
     parser.add_argument("--variants", required=True, help='JSON: {"name": {FitConfig overrides, "network": {GridConfig overrides}}, ...}')
     parser.add_argument("--qualities", type=float, nargs="+", default=[2.0, 6.0])
     parser.add_argument("--groups", type=int, default=4)
+    parser.add_argument("--start", type=int, default=0, help="first frame (a key group starts there)")
     parser.add_argument("--preset", default="medium")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="benchmarks/results")
     parser.add_argument("--tag", default="screen")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    rows, frames = screen(args.clip, json.loads(args.variants), args.qualities, args.groups, args.preset)
+    rows, frames = screen(args.clip, json.loads(args.variants), args.qualities, args.groups, args.preset,
+                          args.start)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    settings = dict(clip=args.clip, frames=frames, preset=args.preset, groups=args.groups)
+    settings = dict(clip=args.clip, start=args.start, frames=frames, preset=args.preset, groups=args.groups)
     (out / f"screen_{args.tag}.json").write_text(json.dumps(dict(settings=settings, rows=rows), indent=2) + "\n")
-    (out / f"screen_{args.tag}.md").write_text(markdown(args.clip, frames, args.preset, rows))
+    (out / f"screen_{args.tag}.md").write_text(markdown(args.clip, frames, args.preset, rows, args.start))
 
 
 if __name__ == "__main__":
