@@ -49,8 +49,9 @@ def score(psnr: float, bpp: float, rate_lambda: float) -> float:
 
 def screen(clip: str, variants: dict[str, dict], qualities: list[float], groups: int = 4,
            preset: str = "medium", start: int = 0) -> tuple[list[dict], int]:
-    """One row per quality and variant (mean PSNR, bytes, bpp, score, seconds), and the
-    number of frames fitted (from frame ``start``, the first as a key group)."""
+    """One row per quality and variant (mean PSNR, bytes, bpp, score, seconds, and each
+    group's PSNR and bytes), and the number of frames fitted (from frame ``start``, the first
+    as a key group)."""
     kind = KINDS["grid"]
     with open_video(clip) as src:
         group = kind.default_group_size(src.info.width, src.info.height)
@@ -70,7 +71,8 @@ def screen(clip: str, variants: dict[str, dict], qualities: list[float], groups:
             bpp = 8 * size / (n * height * width)
             rows.append(dict(variant=name, overrides=overrides, quality=quality, psnr=psnr, bytes=size, bpp=bpp,
                              score=score(psnr, bpp, cfg.rate_lambda),
-                             seconds=sum(r["seconds"] for r in fitted)))
+                             seconds=sum(r["seconds"] for r in fitted),
+                             groups=[dict(psnr=r["psnr"], bytes=r["bytes"]) for r in fitted]))
             print(json.dumps(rows[-1]), flush=True)
     return rows, n
 
@@ -82,12 +84,13 @@ def markdown(clip: str, frames: int, preset: str, rows: list[dict], start: int =
              "Every group fitted under the variant; bytes are the packed group payloads. Score: mean "
              "PSNR less the bits' worth at the quality's λ under the psnr loss (dB, higher is better); "
              f"Δ against the first variant ({rows[0]['variant']}).", "",
-             "| variant | settings | quality | PSNR (dB) | bytes | bpp | score | Δ score | s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| variant | settings | quality | PSNR (dB) | bytes | bpp | score | Δ score | s | groups (dB / B) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        groups = ", ".join(f"{g['psnr']:.2f} / {g['bytes']}" for g in r.get("groups", []))
         lines.append(f"| {r['variant']} | `{json.dumps(r['overrides'])}` | {r['quality']:g} | {r['psnr']:.3f} | "
                      f"{r['bytes']} | {r['bpp']:.4f} | {r['score']:.3f} | "
-                     f"{r['score'] - first[r['quality']]['score']:+.3f} | {r['seconds']:.0f} |")
+                     f"{r['score'] - first[r['quality']]['score']:+.3f} | {r['seconds']:.0f} | {groups} |")
     return "\n".join(lines) + "\n"
 
 

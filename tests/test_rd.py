@@ -110,6 +110,7 @@ def test_fit_screen_packs_the_encoders_bytes_and_scores_the_psnr_loss(tmp_path):
     for row, motion in zip(rows, (None, 8)):  # None: the default network's motion blocks
         report = codec.encode(CARPHONE, tmp_path / "a.nirv", model="grid", preset="fast", quality=4, stop=16,
                               threads=1, motion=motion, **budget)
+        assert [g["bytes"] for g in row["groups"]] == [g.bytes for g in report.groups]
         assert row["bytes"] == sum(g.bytes for g in report.groups)
         assert math.isclose(row["psnr"], sum(p for g in report.groups for p in g.frame_psnrs) / 16, abs_tol=1e-9)
     assert rows[0]["bytes"] != rows[1]["bytes"]  # 8-pixel blocks: four times the motion values
