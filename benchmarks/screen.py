@@ -32,7 +32,7 @@ import torch
 
 from benchmarks.warm_groups import fit_and_pack, read_frames
 from codec.video import open_video
-from nirvana.config import check_ranges, fit_config
+from nirvana.config import check_names, check_ranges, fit_config
 from nirvana.fit import LOG_MSE_SCALE
 from nirvana.kinds import KINDS
 
@@ -58,14 +58,19 @@ def screen(clip: str, variants: dict[str, dict], qualities: list[float], groups:
     frames = read_frames(clip, start, groups * group)
     n, height, width = frames.shape[:3]
     default_net = kind.default_config(width, height)
+    nets, configs = {}, {}
+    for name, overrides in variants.items():  # every variant checked before the first fit
+        network = overrides.get("network", {})
+        check_names(type(default_net), network, "network field")
+        nets[name] = dataclasses.replace(default_net, **network)
+        check_ranges(nets[name])
+        configs[name] = {q: fit_config(preset, q, "grid", **{k: v for k, v in overrides.items() if k != "network"})
+                         for q in qualities}
     rows = []
     for quality in qualities:
         for name, overrides in variants.items():
-            fit_overrides = {k: v for k, v in overrides.items() if k != "network"}
-            net = dataclasses.replace(default_net, **overrides.get("network", {}))
-            check_ranges(net)
-            cfg = fit_config(preset, quality, "grid", **fit_overrides)
-            fitted = fit_and_pack(frames, net, cfg, cfg)
+            cfg = configs[name][quality]
+            fitted = fit_and_pack(frames, nets[name], cfg, cfg)
             psnr = sum(r["psnr"] * len(r["frame_psnrs"]) for r in fitted) / n
             size = sum(r["bytes"] for r in fitted)
             bpp = 8 * size / (n * height * width)
