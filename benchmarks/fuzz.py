@@ -1,9 +1,9 @@
 """Fuzzing the .nirv reader and decoder with mutants of the golden files.
 
 Every mutant of a small valid file (``tests/data/golden_v1.nirv``, ``golden_v2.nirv``,
-``golden_v2_context.nirv``, ``golden_v3.nirv``, ``golden_v3_subpel.nirv``, ``golden_v4_cut.nirv``:
-every format version, context-coded levels, fixed and compact tensor tables, motion, and
-groups ended early at a scene cut) must end in one of three outcomes, decided in-process:
+``golden_v2_context.nirv``, ``golden_v3.nirv``, ``golden_v3_subpel.nirv``, ``golden_v4_cut.nirv``,
+``golden_v5.nirv``: every format version, context-coded levels, fixed and compact tensor
+tables, motion, and groups ended early at a scene cut) must end in one of three outcomes, decided in-process:
 
 ``open``     refused when opened (:func:`codec.limits.open_nirv`: framing, header, limits)
              with a :class:`~codec.errors.CodecError`,
@@ -62,8 +62,8 @@ import torch
 
 from codec import limits
 from codec.bitstream import Header, NirvReader
-from codec.bitstream.container import END_MAGIC, MAGIC, VERSION
-from codec.bitstream.group import COMPACT, SCALE_FLAG
+from codec.bitstream.container import END_MAGIC, MAGIC, OFFSETS_IMPLIED, VERSION
+from codec.bitstream.group import COMPACT, LENGTH_SHIFT, LONG, SCALE_FLAG, SHORT_LENGTHS
 from codec.entropy import BlobReader
 from codec.decoder import decoded_groups
 from codec.errors import CodecError
@@ -73,7 +73,8 @@ from nirvana.kinds import KINDS
 REPO = Path(__file__).resolve().parents[1]
 BASES = [REPO / "tests" / "data" / name for name in ("golden_v1.nirv", "golden_v2.nirv",
                                                         "golden_v2_context.nirv", "golden_v3.nirv",
-                                                        "golden_v3_subpel.nirv", "golden_v4_cut.nirv")]
+                                                        "golden_v3_subpel.nirv", "golden_v4_cut.nirv",
+                                                        "golden_v5.nirv")]
 OUTCOMES = ("open", "group", "decoded", "bug")
 FUZZ_LIMITS = {"values_per_group": 1 << 16, "frame_pixels": 1 << 14, "group_work": 1 << 24,
                "group_bytes": 1 << 26}
@@ -89,8 +90,9 @@ CHUNK: Spec = [("length", "I", None)]  # then the CRC, which is recomputed
 GROUP_HEAD: Spec = [("flags", "B", 1), ("num_frames", "B", None), ("iterations", "I", None),
                     ("psnr", "f", None), ("tensors", "H", None)]
 TENSOR: Spec = [("mode", "B", 2), ("scale", "f", None), ("length", "I", None)]
-BLOB: Spec = [("kind", "B", 4), ("param", "B", None)]  # the model kind and its first byte
-INDEX_ENTRY: Spec = [("offset", "Q", None), ("length", "I", None), ("flags", "B", 1)]  # then, from
+BLOB: Spec = [("kind", "B", 0xFD), ("param", "B", None)]  # the model kind (a packed one's top) and its first byte
+# an index entry (from version OFFSETS_IMPLIED on without the offset), then, from
+INDEX_ENTRY: Spec = [("offset", "Q", None), ("length", "I", None), ("flags", "B", 1)]
 FRAMES_FROM = 4  # this version on, the group's frame count (u8, bound: the group size)
 FOOTER: Spec = [("index_offset", "Q", None), ("count", "I", None)]  # then CRC and end magic
 FOOTER_SIZE = 20
@@ -159,8 +161,10 @@ def load(path: Path) -> Base:
     payload_cuts = []
     for i, (chunk, _) in enumerate(chunks):
         found += _walk(f"group {i} chunk", chunk, CHUNK)
-        fields_of = _compact_fields if version >= COMPACT else _payload_fields
-        group_fields = fields_of(i, chunk + 8, data, header)
+        if version >= COMPACT:
+            group_fields = _compact_fields(i, chunk + 8, data, header, version >= SHORT_LENGTHS)
+        else:
+            group_fields = _payload_fields(i, chunk + 8, data, header)
         found += group_fields
         payload_cuts.append(sorted({f.offset - chunk - 8 for f in group_fields}))
     entry = _index_entry(version, header.group_size)
@@ -173,7 +177,8 @@ def load(path: Path) -> Base:
 
 def _index_entry(version: int, group_size: int) -> Spec:
     """The layout of one index entry of a file of ``version``."""
-    return INDEX_ENTRY + ([("frames", "B", group_size)] if version >= FRAMES_FROM else [])
+    entry = INDEX_ENTRY[1:] if version >= OFFSETS_IMPLIED else INDEX_ENTRY
+    return entry + ([("frames", "B", group_size)] if version >= FRAMES_FROM else [])
 
 
 def _walk(prefix: str, offset: int, spec: Spec) -> list[Field]:
@@ -239,9 +244,10 @@ def _payload_fields(i: int, start: int, data: bytes, header: Header) -> list[Fie
     return found
 
 
-def _compact_fields(i: int, start: int, data: bytes, header: Header) -> list[Field]:
-    """:func:`_payload_fields` for a compact payload (version 3 on); a varint is modelled
-    by its first byte (a mutation may change its length)."""
+def _compact_fields(i: int, start: int, data: bytes, header: Header, short_lengths: bool) -> list[Field]:
+    """:func:`_payload_fields` for a compact payload (version 3 on; ``short_lengths``: blob
+    lengths in the mode byte, version 5 on); a varint is modelled by its first byte (a
+    mutation may change its length)."""
     found, pos = [], start
 
     def add(name: str, fmt: str, hi: float | None, size: int) -> None:
@@ -262,10 +268,14 @@ def _compact_fields(i: int, start: int, data: bytes, header: Header) -> list[Fie
     lengths = []
     for t in range(varint("tensors")):
         mode = data[pos]
-        add(f"tensor {t} mode", "B", 3 | SCALE_FLAG, 1)
+        add(f"tensor {t} mode", "B", None if short_lengths else 3 | SCALE_FLAG, 1)
         if mode & SCALE_FLAG:
             add(f"tensor {t} scale", "f", None, 4)
-        lengths.append(varint(f"tensor {t} length"))
+        short = mode >> LENGTH_SHIFT
+        if not short_lengths:
+            lengths.append(varint(f"tensor {t} length"))
+        else:
+            lengths.append(short + (varint(f"tensor {t} length") if short == LONG else 0))
     for t, length in enumerate(lengths):
         found += _walk(f"group {i} blob {t}", pos, BLOB[:min(length, len(BLOB))])
         pos += length
@@ -278,7 +288,8 @@ def assemble(version: int, head: bytes, payloads: list[bytes], keys: list[bool],
     offset, entries = 8 + len(head) + 4, []
     for payload, key, n in zip(payloads, keys, frames):
         out.append(struct.pack("<II", len(payload), zlib.crc32(payload)) + payload)
-        entries.append(struct.pack("<QIB", offset, len(payload), int(key))
+        entries.append((b"" if version >= OFFSETS_IMPLIED else struct.pack("<Q", offset))
+                       + struct.pack("<IB", len(payload), int(key))
                        + (bytes([n]) if version >= FRAMES_FROM else b""))
         offset += 8 + len(payload)
     index, located = b"".join(entries), struct.pack("<QI", offset, len(payloads))

@@ -14,7 +14,8 @@ Blob layout (mode 3 of a group payload's tensor record)::
     varint length      bytes of the escape blob
     escape blob        codec.entropy blob of the escapes' excess magnitudes, in decode order
     u32 words          ANS (constriction AnsCoder, Categorical(frequencies as float64,
-                       perfect=False)) of the table symbols, to the end of the blob
+                       perfect=False)) of the table symbols, to the end of the blob; from
+                       format 5 on without the zero bytes that end the last word
 
 Example:
     >>> import numpy as np
@@ -37,7 +38,7 @@ import constriction
 import numpy as np
 import torch
 
-from codec.entropy import INT32_MAX, INT32_MIN, BlobReader, decode_ints, encode_ints, varint
+from codec.entropy import INT32_MAX, INT32_MIN, BlobReader, ans_bytes, ans_words, decode_ints, encode_ints, varint
 from codec.errors import BitstreamError
 from nirvana.context import (PHASES, RANGE, SCALES, FixedPointContext, fill_phase, frequency_table,
                              phase_columns, phase_size, phase_values)
@@ -113,7 +114,7 @@ def encode_level(values: np.ndarray, coarser: np.ndarray | None, previous: np.nd
     excess = np.concatenate(escapes) if escapes else np.zeros(0, np.int64)
     escape_blob = encode_ints(excess)
     return (varint(excess.size) + varint(len(escape_blob)) + escape_blob
-            + coder.get_compressed().astype("<u4").tobytes())
+            + ans_bytes(coder))
 
 
 def decode_level(blob: bytes, shape: tuple[int, ...], coarser: np.ndarray | None,
@@ -126,9 +127,7 @@ def decode_level(blob: bytes, shape: tuple[int, ...], coarser: np.ndarray | None
     reader = BlobReader(blob)
     n_escapes = reader.varint(count)
     excess = decode_ints(bytes(reader.take(reader.varint(reader.remaining))), n_escapes).astype(np.int64)
-    if reader.remaining % 4:
-        raise BitstreamError("context-coded level is not whole 32-bit words")
-    coder = _ANS(np.frombuffer(reader.take(reader.remaining), "<u4").astype(np.uint32))
+    coder = _ANS(ans_words(reader.take(reader.remaining)))
     passes = _Passes(shape, coarser, previous, model, level)
     used = 0
     clock = time.perf_counter

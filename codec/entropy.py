@@ -14,7 +14,9 @@ Kinds:
 * ``LAPLACE`` — ANS with a quantized Laplace (integer mean, float16 scale); no table, so it wins
   on small tensors. Tried only up to ``LAPLACE_MAX_COUNT`` values: it decodes ~10x slower than
   a table and a table costs next to nothing on large tensors.
-* ``RAW`` — offsets from the minimum at a fixed bit width; for ranges too wide for a table.
+* ``PACKED`` — offsets from the minimum at a fixed bit width, the width in the kind byte's
+  high bits; for ranges too wide for a table and for tensors too small to pay for one.
+  ``RAW`` is the same with the width in a byte of its own (read; written before format 5).
 * ``ESCAPED`` — a ``CATEGORICAL`` table over a core range around the most common value plus
   one escape symbol; the few values outside the core are coded after it by a blob of their
   own (any kind but this one). A heavy-tailed tensor (motion changes, say: mostly 0 and ±1,
@@ -40,7 +42,8 @@ import numpy as np
 
 from codec.errors import BitstreamError
 
-CONSTANT, CATEGORICAL, LAPLACE, RAW, ESCAPED = 0, 1, 2, 3, 4
+CONSTANT, CATEGORICAL, LAPLACE, RAW, ESCAPED, PACKED = 0, 1, 2, 3, 4, 5
+KIND_BITS = 0x07  # a PACKED kind byte holds the bit width - 1 above these
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 MAX_SYMBOLS = 1 << 20  # largest alphabet of a CATEGORICAL table or a LAPLACE range
@@ -114,13 +117,13 @@ def decode_ints(data: bytes, count: int) -> np.ndarray:
         if payload:
             raise BitstreamError(f"entropy blob has {len(payload)} stray bytes after a constant")
         return np.full(count, params[0], dtype=np.int32)
-    if kind == RAW:
+    if kind in (RAW, PACKED):
         return _raw_decode(payload, count, *params)
     if kind == ESCAPED:
         lo, counts, tail_length = params
         if tail_length > len(payload):
             raise BitstreamError(f"entropy blob escape tail of {tail_length} bytes exceeds its payload")
-        symbols = _ans_decode(_words(payload[tail_length:]), CATEGORICAL, (0, counts), count)
+        symbols = _ans_decode(ans_words(payload[tail_length:]), CATEGORICAL, (0, counts), count)
         escaped = symbols == len(counts) - 1
         tail = payload[:tail_length]
         if tail_length and tail[0] == ESCAPED:
@@ -128,7 +131,7 @@ def decode_ints(data: bytes, count: int) -> np.ndarray:
         values = symbols + np.int32(lo)
         values[escaped] = decode_ints(tail, int(escaped.sum()))
         return values
-    return _ans_decode(_words(payload), kind, params, count)
+    return _ans_decode(ans_words(payload), kind, params, count)
 
 
 # --------------------------------------------------------------------------- encoder
@@ -160,7 +163,7 @@ def _encode(values: np.ndarray, escapes: bool = True) -> _Blob:
         candidates += _escaped(flat, lo, hi, counts)
     best = min(candidates, key=lambda blob: blob.size, default=None)
     bits = span.bit_length()
-    raw_side = bytes([RAW]) + _zigzag_varint(lo) + bytes([bits])
+    raw_side = bytes([PACKED | (bits - 1) << 3]) + _zigzag_varint(lo)
     if best is None or len(raw_side) + (flat.size * bits + 7) // 8 < best.size:
         return _Blob(raw_side, _raw_pack((flat - lo).astype(np.uint64), bits))
     return best
@@ -262,7 +265,16 @@ def _laplace_cdf(x: np.ndarray, b: float) -> np.ndarray:
 def _ans_encode(symbols: np.ndarray, model) -> bytes:
     coder = _ANS()
     coder.encode_reverse(symbols.astype(np.int32, copy=False), model)
-    return coder.get_compressed().astype("<u4").tobytes()
+    return ans_bytes(coder)
+
+
+def ans_bytes(coder) -> bytes:
+    """An ANS coder's u32 words, little-endian, without the zero bytes that end the last
+    (its state's top word: 1.5 of them on average; :func:`ans_words` restores them).
+
+    Example: ``ans_bytes(constriction.stream.stack.AnsCoder()) == b""``.
+    """
+    return coder.get_compressed().astype("<u4").tobytes().rstrip(b"\0")
 
 
 def _raw_pack(offsets: np.ndarray, bits: int) -> bytes:
@@ -345,6 +357,8 @@ class BlobReader:
 def _read_params(reader: BlobReader) -> tuple[int, tuple]:
     """Parse and validate the kind byte and model parameters; leaves ``reader`` at the payload."""
     kind = reader.byte()
+    if kind & KIND_BITS == PACKED:
+        return PACKED, (reader.zigzag(), (kind >> 3) + 1)
     if kind == CONSTANT:
         return kind, (reader.zigzag(),)
     if kind in (CATEGORICAL, ESCAPED):
@@ -377,12 +391,11 @@ def _read_params(reader: BlobReader) -> tuple[int, tuple]:
     raise BitstreamError(f"entropy blob has an unknown model kind {kind}")
 
 
-def _words(payload: memoryview) -> np.ndarray:
-    if len(payload) % 4:
-        raise BitstreamError(
-            f"entropy blob payload of {len(payload)} bytes is not whole 32-bit words"
-        )
-    return np.frombuffer(payload, "<u4").astype(np.uint32)
+def ans_words(payload: bytes | memoryview) -> np.ndarray:
+    """The u32 words of :func:`ans_bytes`, the last one completed with zero bytes (before
+    format 5 the words were whole; they read the same)."""
+    padded = bytes(payload) + bytes(-len(payload) % 4)
+    return np.frombuffer(padded, "<u4").astype(np.uint32)
 
 
 def _ans_decode(words: np.ndarray, kind: int, params: tuple, count: int) -> np.ndarray:
@@ -452,4 +465,4 @@ def _varints(values: np.ndarray) -> bytes:
     return groups[index < lengths[:, None]].tobytes()
 
 
-__all__ = ["encode_ints", "decode_ints", "coded_size", "split_sizes", "varint", "BlobReader"]
+__all__ = ["encode_ints", "decode_ints", "coded_size", "split_sizes", "varint", "ans_bytes", "ans_words", "BlobReader"]

@@ -10,7 +10,8 @@ import pytest
 
 from codec.bitstream import GroupPayload, Header, NirvReader, NirvWriter, pack_group, unpack_group
 from codec.bitstream import container, header
-from codec.bitstream.group import CARRIED, INTRA, RESIDUAL, SCALE_FLAG, _read_table
+from codec.bitstream.group import CARRIED, INTRA, RESIDUAL, _read_table
+from codec.entropy import encode_ints
 from codec.errors import BitstreamError
 from nirvana.config import NetworkConfig
 from nirvana.grid import GridConfig
@@ -161,9 +162,10 @@ def test_carried_mode_predicts_from_the_last_slot():
     for a, b in zip(out.latents, latents):
         np.testing.assert_array_equal(a, b)
     # a one-dimensional tensor has no time axis to carry: refused as damage
-    head, records, _ = _read_table(data, len(SHAPES))
+    head, records, _ = _read_table(data, len(SHAPES), short_lengths=True)
     bad = bytearray(data)
-    bad[head.head_bytes + records[0][3]] = CARRIED | SCALE_FLAG  # tensor 1's mode byte
+    at = head.head_bytes + records[0][3]  # tensor 1's mode byte
+    bad[at] = bad[at] & ~0x03 | CARRIED
     with pytest.raises(BitstreamError, match="tensor 1 .*carried"):
         unpack_group(bytes(bad), SHAPES, prev)
 
@@ -245,15 +247,30 @@ def test_compact_records_leave_out_inherited_scales_and_zero_blobs():
     full = pack_group(key, None)
     same = make_group(False, prev)  # nothing changed: every residual is zero
     data = pack_group(same, prev, prev_scales=key.scales)
-    # per tensor: a mode byte and a zero length; no scale, no blob
-    assert same.tensor_bytes == [2] * len(SHAPES) and same.weight_bytes == 0
-    assert len(data) == same.head_bytes + 2 * len(SHAPES) < len(full) // 4
+    # per tensor: a mode byte that says the blob is empty; no scale, no blob
+    assert same.tensor_bytes == [1] * len(SHAPES) and same.weight_bytes == 0
+    assert len(data) == same.head_bytes + len(SHAPES) < len(full) // 4
     out = unpack_group(data, SHAPES, prev, prev_scales=key.scales)
     assert out.scales == key.scales and all(np.array_equal(a, b) for a, b in zip(out.latents, prev))
     changed = make_group(False, prev)
     changed.scales = [s * 2 for s in key.scales[:1]] + key.scales[1:]
     pack_group(changed, prev, prev_scales=key.scales)
-    assert changed.tensor_bytes[0] == 2 + 4 and changed.tensor_bytes[1:] == [2] * (len(SHAPES) - 1)
+    assert changed.tensor_bytes[0] == 1 + 4 and changed.tensor_bytes[1:] == [1] * (len(SHAPES) - 1)
+
+
+@pytest.mark.parametrize("count", [1, 6, 7, 40, 1300])
+def test_records_hold_short_blob_lengths_in_the_mode_byte(count):
+    latent = np.random.default_rng(count).integers(-(2**31), 2**31, count, dtype=np.int64).astype(np.int32)
+    length = len(encode_ints(latent))  # from 2 (a constant) to 5000+ bytes
+    g = GroupPayload(True, 1, 10, 30.0, [latent], [0.5])
+    data = pack_group(g, None)
+    # mode byte, scale, and a varint of length - 31 only from 31 bytes on
+    assert g.tensor_bytes == [length + 1 + 4 + (length >= 31) + (length - 31 >= 128)]
+    assert data[g.head_bytes] >> 3 == min(length, 31)
+    np.testing.assert_array_equal(unpack_group(data, [latent.shape], None).latents[0], latent)
+    # before version 5 a mode byte's bits 3-7 were 0 and a varint length followed
+    with pytest.raises(BitstreamError, match="tensor 0 has an unknown coding mode"):
+        unpack_group(data, [latent.shape], None, version=4)
 
 
 def test_flipped_chunk_byte_fails_crc(tmp_path):
@@ -285,8 +302,8 @@ def test_bad_magic_and_newer_version(tmp_path):
     path.write_bytes(b"RIFF" + data[4:])
     with pytest.raises(BitstreamError, match=r"x\.nirv: not a NIRVANA file \(bad magic\)"):
         NirvReader(path)
-    path.write_bytes(data[:4] + struct.pack("<H", 5) + data[6:])
-    with pytest.raises(BitstreamError, match="version 5.*upgrade"):
+    path.write_bytes(data[:4] + struct.pack("<H", container.VERSION + 1) + data[6:])
+    with pytest.raises(BitstreamError, match=f"version {container.VERSION + 1}.*upgrade"):
         NirvReader(path)
 
 
@@ -336,15 +353,15 @@ def test_writer_refuses_inconsistent_files(tmp_path):
 
 @pytest.mark.parametrize("frames", [(3, 3, 1), (4, 2, 2), (0, 3, 5)])
 def test_index_group_lengths_must_tile_the_frames(tmp_path, frames):
-    """Version 4 index entries give each group's frame count: 1..group_size, summing to the
-    header's frame count, or the file is damaged."""
+    """Index entries (version 4 on) give each group's frame count: 1..group_size, summing to
+    the header's frame count, or the file is damaged."""
     path = tmp_path / "x.nirv"
     write_file(path)  # groups of 3, 3 and 2 of HEADER's 8 frames
     data = bytearray(path.read_bytes())
     index_offset, count = struct.unpack_from("<QI", data, len(data) - 20)
     for i, n in enumerate(frames):
-        data[index_offset + 14 * i + 13] = n
-    index = bytes(data[index_offset:index_offset + 14 * count])
+        data[index_offset + 6 * i + 5] = n  # entries of 6 bytes: length, flags, frames
+    index = bytes(data[index_offset:index_offset + 6 * count])
     struct.pack_into("<I", data, len(data) - 8, zlib.crc32(struct.pack("<QI", index_offset, count), zlib.crc32(index)))
     path.write_bytes(bytes(data))
     with pytest.raises(BitstreamError, match=r"x\.nirv: index group lengths do not tile 8 frames in groups of 1\.\.3"):

@@ -62,7 +62,7 @@ def test_model_choice():
     assert encode_ints(np.zeros(0, np.int32))[0] == entropy.CONSTANT
     assert encode_ints(laplace_ints(1000, 2.0))[0] == entropy.LAPLACE
     assert encode_ints(laplace_ints(200_000, 2.0))[0] in (entropy.CATEGORICAL, entropy.ESCAPED)
-    assert encode_ints(CASES["int32_random"])[0] == entropy.RAW
+    assert encode_ints(CASES["int32_random"])[0] == entropy.PACKED | 31 << 3  # 32 bits
     # raw bit packing is exact: 2000 values of 32 bits
     assert coded_size(CASES["int32_random"])[0] == 2000 * 4
 
@@ -144,6 +144,8 @@ HOSTILE = {
     "raw_bits_40": bytes([entropy.RAW]) + zigzag(0) + bytes([40]) + b"\x00" * 50,
     "raw_short": bytes([entropy.RAW]) + zigzag(0) + bytes([8]) + b"\x00" * 9,
     "raw_past_int32": bytes([entropy.RAW]) + zigzag(INT32.max) + bytes([8]) + b"\x01" * 10,
+    "packed_past_int32": bytes([entropy.PACKED | 7 << 3]) + zigzag(INT32.max) + b"\x01" * 10,
+    "packed_short": bytes([entropy.PACKED | 7 << 3]) + zigzag(0) + b"\x00" * 9,
     "ans_not_words": encode_ints(laplace_ints(300, 3.0))[:-1],
     "ans_zero_last_word": encode_ints(laplace_ints(300, 3.0))[:-4] + bytes(4),
     # ESCAPED: core 0..1 and an escape symbol, counts 5 4 1, then the tail's length

@@ -24,8 +24,12 @@ GOLDEN = {
     "golden_v3_subpel.nirv": (3, "grid", (160, 96, 4), "2d219fef22f1abccaee58f644b04b79c"),
     # version 4: a scene cut; groups of 3, 1 (ended before the cut), 3 (a key from it), 1
     "golden_v4_cut.nirv": (4, "grid", (160, 96, 8), "43da80f04335376cf30b13c6f9979a1a"),
+    # version 5: the same encode as v4's (later encoder), short record lengths, packed raw
+    # blobs, ANS words without trailing zero bytes
+    "golden_v5.nirv": (5, "grid", (160, 96, 8), "d80ef3d0221b22b1d629abb7bb9eeca9"),
 }
-CONTEXT_CODED = {"golden_v2_context.nirv", "golden_v3.nirv", "golden_v3_subpel.nirv", "golden_v4_cut.nirv"}
+CONTEXT_CODED = {"golden_v2_context.nirv", "golden_v3.nirv", "golden_v3_subpel.nirv", "golden_v4_cut.nirv",
+                 "golden_v5.nirv"}
 
 
 def _make_golden():
@@ -44,12 +48,13 @@ def test_golden_file_decodes_to_its_md5(name):
     assert _make_golden().decoded_md5(DATA / name) == md5
 
 
-def test_golden_v4_groups_follow_the_cut_and_decode_from_it():
+@pytest.mark.parametrize("name", ["golden_v4_cut.nirv", "golden_v5.nirv"])
+def test_golden_groups_follow_the_cut_and_decode_from_it(name):
     import torch
 
     from codec.decoder import decoded_groups
 
-    with NirvReader(DATA / "golden_v4_cut.nirv") as reader:
+    with NirvReader(DATA / name) as reader:
         assert [reader.frame_range(i) for i in range(4)] == [(0, 3), (3, 4), (4, 7), (7, 8)]
         assert [reader.is_key(i) for i in range(4)] == [True, False, True, False]
         whole = torch.cat([g for _, g in decoded_groups(reader, 0, 8)])

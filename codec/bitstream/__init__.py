@@ -3,12 +3,12 @@
 All integers are little-endian; ``u8/u16/u32/u64`` are unsigned, ``f16/f32`` IEEE floats.
 CRC32 is zlib's (``zlib.crc32``). Offsets are from the start of the file.
 
-File (format version 4), written by :class:`NirvWriter`, read by :class:`NirvReader`::
+File (format version 5), written by :class:`NirvWriter`, read by :class:`NirvReader`::
 
     prelude (8 + header size + 4 bytes; written last, by seeking back: the header is final
     only at the end, and its size is known from the start)
       0   4s   magic            b"NIRV"
-      4   u16  version          4 (1 to 3 are still read; a reader refuses newer versions
+      4   u16  version          5 (1 to 4 are still read; a reader refuses newer versions
                                 and asks for an upgrade)
       6   u16  header size      S
       8   ...  header           see "Header" below (S bytes)
@@ -17,11 +17,12 @@ File (format version 4), written by :class:`NirvWriter`, read by :class:`NirvRea
       +0  u32  length           payload bytes
       +4  u32  CRC32            of the payload
       +8  ...  payload          see "Group payload" below
-    index at index_offset, 14 bytes per group (13 before version 4: no frames field)
-      +0  u64  offset           of the group's chunk (its length field)
-      +8  u32  length           payload bytes (must match the chunk)
-      +12 u8   flags            bit 0: key group (intra only); other bits 0; group 0 is a key
-      +13 u8   frames           frames in the group, 1..group_size, summing to num_frames: a
+    index at index_offset, 6 bytes per group (version 4: 14, a u64 offset of the group's
+    chunk first; versions 1-3: 13, the offset and no frames field); the chunks tile the file,
+    so group g's chunk starts at the end of the prelude plus the chunks before it
+      +0  u32  length           payload bytes (must match the chunk)
+      +4  u8   flags            bit 0: key group (intra only); other bits 0; group 0 is a key
+      +5  u8   frames           frames in the group, 1..group_size, summing to num_frames: a
                                 group may end early before a scene cut, and the group after
                                 it is a key; before version 4 every group but the last holds
                                 group_size frames
@@ -36,7 +37,7 @@ count, that chunks tile the file exactly from the end of the prelude to index_of
 per chunk on read its length and CRC. Decoding group g needs the chain from
 ``key_group_at_or_before(g)`` only; the index's frame counts say which group holds a frame.
 
-Header, versions 2 to 4 (:mod:`.header`; the common fields and their bounds are declared once in
+Header, versions 2 to 5 (:mod:`.header`; the common fields and their bounds are declared once in
 ``Header``, each kind's config fields in its config dataclass)::
 
     width u32 (1..16384)     height u32 (1..16384)     num_frames u32 (1..10^7)
@@ -66,7 +67,7 @@ Header, version 1 (38 bytes; siren only, read but no longer written)::
     patch_size u16  key_interval u16  hidden u16  hidden_layers u8  channels u16  w0 f32
     num_groups u32
 
-Group payload, versions 3 and 4 (:mod:`.group`), for every kind; T = number of tensors in the
+Group payload, versions 3 to 5 (:mod:`.group`), for every kind; T = number of tensors in the
 kind's file order (``nirvana.kinds``: for ``siren`` the stem, conv and bias weights; for
 ``grid`` the latent levels from the finest, then the synthesis weights, the context model's
 and, with motion, the motion tensor: int32 ``(G, 2, ceil(H / B), ceil(W / B))``, scale 1,
@@ -84,10 +85,12 @@ key group such a frame adds the change of the synthesis output, see :func:`nirva
     f32    psnr        encoder's PSNR of this group's reconstruction (stats)
     varint T
     T x  (u8 mode      bits 0-1: the coding mode, as in version 2 below (0 intra, 1 residual,
-                       2 carried, 3 context); bit 2: a scale follows; other bits 0
+                       2 carried, 3 context); bit 2: a scale follows; bits 3-7 (version 5
+                       on; before, 0): S = min(blob length, 31)
           [f32 scale]  quantization step, weight = latent * scale; without bit 2 the previous
                        group's scale of the same tensor (never in a key group)
-          varint blob length)
+          [varint]     version 5 on, where S = 31: blob length - 31 (else the length is S);
+                       versions 3 and 4: the blob length, always)
     T x  entropy blob (lengths above; they sum to the rest of the payload); an empty blob in
          modes 0-2 codes all zeros (the tensor, or its residual)
 
@@ -119,12 +122,19 @@ varint (``0, -1, 1, -2, ...`` -> ``0, 1, 2, 3, ...``)::
     2 laplace       zz lo, varint span (1..2^20-1), zz mean (lo..lo+span), f16 scale (> 0),
                     u32 words: ANS with QuantizedLaplace(lo, lo + span, mean, scale)
     3 raw           zz lo, u8 bits (1..32), ceil(count * bits / 8) bytes: value - lo,
-                    least significant bit first, values packed back to back
+                    least significant bit first, values packed back to back (read; written
+                    before version 5)
     4 escaped       zz lo, varint n (2..2^20), n x varint count (not all zero), varint
                     tail length; then the tail: an entropy blob (any kind but 4) of the
                     values outside lo..lo+n-2, in order, one per escape symbol; then u32
                     words: ANS (as in 1) of the symbols value - lo inside the core and n - 1
                     (the escape) outside it (version 4 on)
+    5 packed        (version 5 on) the kind byte's bits 3-7 hold bits - 1 (1..32), its
+                    bits 0-2 are 5; then as 3 raw without its u8 bits: zz lo, the values
+
+``u32 words`` are an ANS coder's words, little-endian; from version 5 on the zero bytes that
+end the last word (the coder state's top bytes) are left out, and a reader completes the last
+word with zeros (whole words, as before version 5, read the same).
 
 Context blob (mode 3; :mod:`codec.context_coder`, model in :mod:`nirvana.context`): the level's
 values in passes (per time slot, three lattice phases), each value coded against

@@ -40,7 +40,7 @@ from codec.tempfiles import blamed_on, remove_stale, temp_path
 
 MAGIC = b"NIRV"
 END_MAGIC = b"VRIN"
-VERSION = 4  # written (groups of any length up to group_size); versions 1 (siren only) to 3 are still read
+VERSION = 5  # written (short blob lengths in the group records); versions 1 (siren only) to 4 are still read
 U32_MAX = 2**32 - 1
 
 _START = struct.Struct("<4sHH")  # magic, version, header size
@@ -52,8 +52,10 @@ def prelude_size(header_size: int) -> int:
     return _START.size + header_size + _CRC.size
 
 _CHUNK = struct.Struct("<II")  # payload length, payload CRC32
-_ENTRY = np.dtype([("offset", "<u8"), ("length", "<u4"), ("flags", "u1"), ("frames", "u1")])  # 14 bytes
+_ENTRY = np.dtype([("length", "<u4"), ("flags", "u1"), ("frames", "u1")])  # 6 bytes: offsets implied
+_ENTRY_V4 = np.dtype([("offset", "<u8"), ("length", "<u4"), ("flags", "u1"), ("frames", "u1")])  # 14 bytes
 _ENTRY_V3 = np.dtype([("offset", "<u8"), ("length", "<u4"), ("flags", "u1")])  # 13 bytes: frames implied
+OFFSETS_IMPLIED = 5  # from this version on the index leaves out the chunk offsets (chunks tile the file)
 _FOOTER_HEAD = struct.Struct("<QI")  # index offset, group count (covered by the index CRC)
 _FOOTER = struct.Struct("<QII4s")  # the footer head, index CRC32, end magic
 KEY_FLAG = 0x01
@@ -75,7 +77,7 @@ class NirvWriter:
             self._file = open(self._tmp, "wb")
         self._header_size = header_size  # Header.size: the prelude is rewritten by close()
         self._write(bytes(prelude_size(header_size)))
-        self._index: list[tuple[int, int, int, int]] = []
+        self._index: list[tuple[int, int, int]] = []
         self._offset = prelude_size(header_size)
 
     def __enter__(self) -> NirvWriter:
@@ -97,7 +99,7 @@ class NirvWriter:
         self._write(_CHUNK.pack(len(payload), zlib.crc32(payload)) + payload)
         if not 1 <= frames <= 255:
             raise ValueError(f"a group holds 1..255 frames, not {frames}")
-        self._index.append((self._offset, len(payload), KEY_FLAG if is_key else 0, frames))
+        self._index.append((len(payload), KEY_FLAG if is_key else 0, frames))
         self._offset += _CHUNK.size + len(payload)
 
     def close(self, header: Header) -> int:
@@ -109,7 +111,7 @@ class NirvWriter:
                 raise ValueError(
                     f"header says {header.num_groups} groups, {len(self._index)} were added"
                 )
-            frames = [entry[3] for entry in self._index]
+            frames = [entry[2] for entry in self._index]
             if sum(frames) != header.num_frames or max(frames) > header.group_size:
                 raise ValueError(f"groups of {frames} frames do not tile the header's "
                                  f"{header.num_frames} frames in groups of at most {header.group_size}")
@@ -295,17 +297,18 @@ class NirvReader:
         if self.version < 4 and count != h.regular_groups:
             raise self._damaged(f"header field num_groups={count} does not match "
                                 f"ceil(num_frames / group_size) = {h.regular_groups}")
-        entry = _ENTRY if self.version >= 4 else _ENTRY_V3
+        entry = _ENTRY if self.version >= OFFSETS_IMPLIED else _ENTRY_V4 if self.version >= 4 else _ENTRY_V3
         if index_offset + count * entry.itemsize + _FOOTER.size != self.file_size:
             raise self._damaged(f"index offset {index_offset} is out of bounds")
         index = self._read_exact(index_offset, count * entry.itemsize)
         if _index_crc(index, index_offset, count) != crc:
             raise self._damaged("index fails its CRC32 check")
         entries = np.frombuffer(index, dtype=entry)
-        offsets, lengths = entries["offset"], entries["length"].astype(np.uint64)
+        lengths = entries["length"].astype(np.uint64)
         ends = self.prelude_size + np.cumsum(_CHUNK.size + lengths)
-        contiguous = np.array_equal(offsets[1:], ends[:-1]) and ends[-1] == index_offset
-        if offsets[0] != self.prelude_size or not contiguous:
+        chunk_at = np.concatenate([[np.uint64(self.prelude_size)], ends[:-1]])
+        offsets = chunk_at if self.version >= OFFSETS_IMPLIED else entries["offset"]
+        if not np.array_equal(offsets, chunk_at) or ends[-1] != index_offset:
             raise self._damaged("index offsets are out of bounds")
         flags = entries["flags"]
         if (flags > KEY_FLAG).any() or not flags[0] & KEY_FLAG:

@@ -9,8 +9,8 @@ the choice is stored per tensor. Where the network has a context model (``contex
 in key groups too; such levels are decoded last, from the coarsest, because each one's
 context reads the next-coarser level. Since format version 3 the tensor table is compact:
 varint lengths, a scale only where it differs from the previous group's (warm groups keep
-their steps), and an empty blob for an all-zero tensor or residual. Byte layout: see
-:mod:`codec.bitstream`.
+their steps), and an empty blob for an all-zero tensor or residual; since version 5 a blob
+length below 31 sits in its record's mode byte. Byte layout: see :mod:`codec.bitstream`.
 
 Example:
     >>> import numpy as np
@@ -37,9 +37,12 @@ from nirvana.kinds import KINDS
 
 INTRA, RESIDUAL, CARRIED, CONTEXT = 0, 1, 2, 3
 KEY_FLAG = 0x01
-COMPACT = 3  # the first format version with compact payloads (written since)
+COMPACT = 3  # the first format version with compact payloads
+SHORT_LENGTHS = 5  # the first with blob lengths in the mode byte (written since)
 SCALE_FLAG = 0x04  # compact record: a scale follows its mode byte
 _MODE_BITS = 0x03
+LENGTH_SHIFT = 3  # version 5 on: a record's mode byte holds min(blob length, LONG) above bit 2
+LONG = 0x1F  # ... and a blob of LONG bytes or more has varint(length - LONG) after the scale
 _HEAD = struct.Struct("<BBIfH")  # versions 1-2: flags, num_frames, iterations, psnr, tensor count
 _TENSOR = struct.Struct("<BfI")  # versions 1-2: mode, scale, blob length
 _SCALE = struct.Struct("<f")
@@ -116,11 +119,12 @@ def pack_group(g: GroupPayload, prev: list[np.ndarray] | None,
                 mode, blob = CONTEXT, coded
         if blob == _ZERO_BLOB:
             blob = b""
-        record = bytes([mode])
+        short = min(len(blob), LONG)
+        record = bytes([mode | short << LENGTH_SHIFT])
         if inherited is None or _SCALE.pack(scale) != _SCALE.pack(inherited[i]):
-            record = bytes([mode | SCALE_FLAG]) + _SCALE.pack(scale)
+            record = bytes([record[0] | SCALE_FLAG]) + _SCALE.pack(scale)
         blobs.append(blob)
-        records.append(record + varint(len(blob)))
+        records.append(record + (varint(len(blob) - LONG) if short == LONG else b""))
         g.modes.append(mode)
     head = (bytes([KEY_FLAG if g.is_key else 0, g.num_frames]) + varint(g.iterations)
             + _SCALE.pack(g.psnr) + varint(len(blobs)))
@@ -136,7 +140,7 @@ def pack_group(g: GroupPayload, prev: list[np.ndarray] | None,
 def unpack_group(
     data: bytes, shapes: list[tuple[int, ...]], prev: list[np.ndarray] | None,
     context: ContextLayout | None = None, prev_scales: list[float] | None = None,
-    version: int = COMPACT,
+    version: int = SHORT_LENGTHS,
 ) -> GroupPayload:
     """Parse a payload of format ``version`` (:func:`pack_group` writes the current one),
     rebuilding exact int32 latents of ``shapes``; ``prev`` and ``prev_scales`` are the
@@ -145,7 +149,10 @@ def unpack_group(
     Raises BitstreamError when the payload is damaged or does not fit ``shapes`` / ``prev``.
     Example: see the module doc.
     """
-    g, records, pos = (_read_table if version >= COMPACT else _read_fixed_table)(data, len(shapes))
+    if version >= COMPACT:
+        g, records, pos = _read_table(data, len(shapes), short_lengths=version >= SHORT_LENGTHS)
+    else:
+        g, records, pos = _read_fixed_table(data, len(shapes))
     if pos + sum(length for _, _, length, _ in records) != len(data):
         raise BitstreamError("group payload length does not match its tensor table")
     blobs = []
@@ -187,9 +194,9 @@ def unpack_group(
 Record = tuple[int, float | None, int, int]  # mode, scale (None: the previous group's), blob length, record bytes
 
 
-def _read_table(data: bytes, expected: int) -> tuple[GroupPayload, list[Record], int]:
-    """The compact head and tensor table (version 3 on): the payload's stats and flags, the
-    records, and where the blobs start."""
+def _read_table(data: bytes, expected: int, short_lengths: bool) -> tuple[GroupPayload, list[Record], int]:
+    """The compact head and tensor table (version 3 on; ``short_lengths``: version 5 on):
+    the payload's stats and flags, the records, and where the blobs start."""
     reader = BlobReader(data, "group payload")
     flags, num_frames = reader.byte(), reader.byte()
     iterations = reader.varint(U32_MAX)
@@ -202,10 +209,14 @@ def _read_table(data: bytes, expected: int) -> tuple[GroupPayload, list[Record],
     for i in range(count):
         start = reader.pos
         head = reader.byte()
-        if head & ~(_MODE_BITS | SCALE_FLAG):
+        short = head >> LENGTH_SHIFT
+        if short and not short_lengths:
             raise BitstreamError(f"tensor {i} has an unknown coding mode {head}")
         scale = _SCALE.unpack(reader.take(_SCALE.size))[0] if head & SCALE_FLAG else None
-        length = reader.varint(len(data))
+        if short_lengths:
+            length = short + (reader.varint(len(data)) if short == LONG else 0)
+        else:
+            length = reader.varint(len(data))
         records.append((head & _MODE_BITS, scale, length, reader.pos - start))
     return g, records, reader.pos
 

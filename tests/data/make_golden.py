@@ -10,9 +10,12 @@ scales, empty blobs; context-coded levels; whole-pixel motion in its warm groups
 grid config block) by the writer of commit 2512982, ``golden_v3_subpel.nirv`` (two-frame
 groups with the chain in its key groups and half-pixel, overlapped motion in its warm
 groups, a 12-byte grid config block) by the writer of commit fac1b14.
-``golden_v4_cut.nirv`` (what this script builds) has a scene cut: the clip's four frames,
-then the same turned upside down, in groups of up to 3, so its groups hold frames 0-2, 3
-(ended early before the cut), 4-6 (a key group from the cut) and 7 (warm).
+``golden_v4_cut.nirv`` (a scene cut: the clip's four frames, then the same turned upside
+down, in groups of up to 3, so its groups hold frames 0-2, 3 (ended early before the cut),
+4-6 (a key group from the cut) and 7 (warm)) by the writer of commit 411fe31.
+``golden_v5.nirv`` (what this script builds) is the same encode written by the version-5
+writer: short blob lengths in the records, packed raw blobs, ANS words without their
+trailing zero bytes.
 
     python tests/data/make_golden.py
 """
@@ -50,10 +53,10 @@ def main() -> None:
         joined = Path(tmp) / "cut.mkv"
         with VideoWriter(joined, 160, 96, 12, lossless=True) as writer:
             writer.write(np.ascontiguousarray(frames))
-        codec.encode(joined, DATA / "golden_v4_cut.nirv", model="grid", preset="fast", key_iterations=40,
-                     iterations=20, group_size=3, key_interval=3, threads=1, quality=4)
+        codec.encode(joined, DATA / "golden_v5.nirv", model="grid", preset="fast", key_iterations=40,
+                     iterations=20, group_size=3, key_interval=3, threads=1, quality=8)
     for name in ("golden_v1.nirv", "golden_v2.nirv", "golden_v2_context.nirv", "golden_v3.nirv",
-                 "golden_v3_subpel.nirv", "golden_v4_cut.nirv"):
+                 "golden_v3_subpel.nirv", "golden_v4_cut.nirv", "golden_v5.nirv"):
         print(name, decoded_md5(DATA / name))
 
 
