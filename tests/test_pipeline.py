@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from codec.bitstream import NirvReader
+from codec.bitstream.container import VERSION
 from conftest import CARPHONE, DATA, FAST, frames_of, run
 
 
@@ -156,7 +157,7 @@ def test_a_group_ends_at_a_scene_cut_and_the_next_starts_a_key_group(tmp_path):
     assert [(g["index"], g["first_frame"], g["frames"], g["key"]) for g in groups] == [
         (0, 0, 4, True), (1, 4, 2, False), (2, 6, 4, True), (3, 10, 2, False)]
     with NirvReader(path) as reader:
-        assert reader.version == 4 and reader.header.num_groups == 4
+        assert reader.version == VERSION and reader.header.num_groups == 4
         assert [reader.frame_range(i) for i in range(4)] == [(0, 4), (4, 6), (6, 10), (10, 12)]
         assert [reader.is_key(i) for i in range(4)] == [True, False, True, False]
     recon = frames_of(tmp_path / "r.mkv")

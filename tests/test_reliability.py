@@ -25,7 +25,7 @@ from click.testing import CliRunner
 import codec
 from codec import limits
 from codec.bitstream import Header, NirvWriter, container
-from codec.bitstream.group import SCALE_FLAG
+from codec.bitstream.group import LENGTH_SHIFT, SCALE_FLAG
 from codec.cli import main
 from codec.decoder import group_shapes
 from codec.entropy import varint
@@ -52,7 +52,8 @@ def hostile(path: Path, kind: str, width: int, height: int, frames: int, group_s
         for i in range(groups):
             n = min(group_size, frames - i * group_size)
             head = bytes([1, n]) + varint(1) + struct.pack("<f", psnr) + varint(len(shapes))
-            records = (bytes([SCALE_FLAG]) + struct.pack("<f", 0.01) + varint(len(blob))) * len(shapes)
+            # intra, a scale, the blob's length in the mode byte (format 5)
+            records = (bytes([SCALE_FLAG | len(blob) << LENGTH_SHIFT]) + struct.pack("<f", 0.01)) * len(shapes)
             writer.add_group(head + records + blob * len(shapes), is_key=True, frames=n)
         writer.close(header)
     return path
