@@ -43,7 +43,8 @@ import numpy as np
 from codec.errors import BitstreamError
 
 CONSTANT, CATEGORICAL, LAPLACE, RAW, ESCAPED, PACKED = 0, 1, 2, 3, 4, 5
-KIND_BITS = 0x07  # a PACKED kind byte holds the bit width - 1 above these
+KIND_BITS = 0x07  # a PACKED kind byte holds the bit width - 1 above these ...
+WIDTH_SHIFT = 3  # ... from this bit on
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 MAX_SYMBOLS = 1 << 20  # largest alphabet of a CATEGORICAL table or a LAPLACE range
@@ -163,7 +164,7 @@ def _encode(values: np.ndarray, escapes: bool = True) -> _Blob:
         candidates += _escaped(flat, lo, hi, counts)
     best = min(candidates, key=lambda blob: blob.size, default=None)
     bits = span.bit_length()
-    raw_side = bytes([PACKED | (bits - 1) << 3]) + _zigzag_varint(lo)
+    raw_side = bytes([PACKED | (bits - 1) << WIDTH_SHIFT]) + _zigzag_varint(lo)
     if best is None or len(raw_side) + (flat.size * bits + 7) // 8 < best.size:
         return _Blob(raw_side, _raw_pack((flat - lo).astype(np.uint64), bits))
     return best
@@ -358,7 +359,7 @@ def _read_params(reader: BlobReader) -> tuple[int, tuple]:
     """Parse and validate the kind byte and model parameters; leaves ``reader`` at the payload."""
     kind = reader.byte()
     if kind & KIND_BITS == PACKED:
-        return PACKED, (reader.zigzag(), (kind >> 3) + 1)
+        return PACKED, (reader.zigzag(), (kind >> WIDTH_SHIFT) + 1)
     if kind == CONSTANT:
         return kind, (reader.zigzag(),)
     if kind in (CATEGORICAL, ESCAPED):
@@ -394,8 +395,9 @@ def _read_params(reader: BlobReader) -> tuple[int, tuple]:
 def ans_words(payload: bytes | memoryview) -> np.ndarray:
     """The u32 words of :func:`ans_bytes`, the last one completed with zero bytes (before
     format 5 the words were whole; they read the same)."""
-    padded = bytes(payload) + bytes(-len(payload) % 4)
-    return np.frombuffer(padded, "<u4").astype(np.uint32)
+    if len(payload) % 4:  # trimmed (version 5 on): pad a copy; whole words are read in place
+        payload = bytes(payload) + bytes(-len(payload) % 4)
+    return np.frombuffer(payload, "<u4").astype(np.uint32)
 
 
 def _ans_decode(words: np.ndarray, kind: int, params: tuple, count: int) -> np.ndarray:
