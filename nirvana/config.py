@@ -133,6 +133,11 @@ class FitConfig:
     # made bikes' slow scene spend more bytes for no gain (rd_follow_bikes_q2.md)
     motion_cost_follows_mse: bool = True
     motion_cost_mse_floor: float = 1.0
+    # λ of a key group is rate_lambda times this: every warm group after it is predicted from it
+    key_rate_scale: float = 1.0
+    # the distortion of a group's last frame counts this many times: it is the motion
+    # reference of the next group (grid with motion)
+    reference_weight: float = 1.0
     seed: int = 0
 
 
@@ -147,7 +152,7 @@ _FIT_VALUES: dict[str, tuple] = {
     "noise_fraction": (0, 1), "schedule": SCHEDULES, "cut_psnr": (0, _INF), "cut_drop": (0, _INF),
     "key_interval": (1, 0xFFFF), "residual_coding": (False, True), "carry_time": (False, True),
     "chain_gain": (0, _INF), "motion_bit_cost": (0, _INF), "motion_cost_follows_mse": (False, True),
-    "motion_cost_mse_floor": (0, 10),
+    "motion_cost_mse_floor": (0, 10), "key_rate_scale": (0, 16), "reference_weight": (0, 64),
     "seed": (0, 2**63 - 1),
 }
 

@@ -106,13 +106,19 @@ class GroupFitter:
             reference = self.reference if self.kind.uses_reference(self.net_cfg) else None
             if reference is not None:
                 self.net.set_motion(reference, target, self.motion_bit_price(), source[0], cfg.chain_gain)
-            return self._run(target, cfg.iterations, progress, group_index, reference)
+            return self._run(target, cfg.iterations, progress, group_index, reference, key=False)
         self._start_key_group(group_index)
         if self.kind.uses_reference(self.net_cfg):
-            self.net.set_key_motion(target, self.motion_bit_price())
-        return self._run(target, cfg.key_iterations, progress, group_index, None)
+            self.net.set_key_motion(target, self.motion_bit_price(key=True))
+        return self._run(target, cfg.key_iterations, progress, group_index, None, key=True)
 
-    def motion_bit_price(self) -> float:
+    def rate_lambda(self, key: bool) -> float:
+        """λ of a group: ``rate_lambda``, times ``key_rate_scale`` for a key group (every
+        group after it up to the next key group is predicted, through the motion, from it)."""
+        cfg = self.fit_cfg
+        return cfg.rate_lambda * (cfg.key_rate_scale if key else 1.0)
+
+    def motion_bit_price(self, key: bool = False) -> float:
         """What the motion search charges per motion bit, in squared error summed over the
         channels: ``loss · 3 · pixels`` is that error plus 3λ · bits under distortion mse.
         Under psnr a unit of error weighs ``LOG_MSE_SCALE / MSE`` of its mse weight, so with
@@ -120,13 +126,13 @@ class GroupFitter:
         over LOG_MSE_SCALE, clamped to ``motion_cost_mse_floor``..10 (a key group, which must
         fit alike on any worker, by 1)."""
         cfg = self.fit_cfg
-        price = cfg.motion_bit_cost * 3 * cfg.rate_lambda
+        price = cfg.motion_bit_cost * 3 * self.rate_lambda(key)
         if cfg.motion_cost_follows_mse and cfg.distortion == "psnr" and self.last_mse is not None:
             price *= min(max(self.last_mse / LOG_MSE_SCALE, cfg.motion_cost_mse_floor), 10.0)
         return price
 
     def _run(self, frames: torch.Tensor, budget: int, progress, group_index: int,
-             reference: torch.Tensor | None) -> GroupFit:
+             reference: torch.Tensor | None, key: bool) -> GroupFit:
         """The training loop of one group (rendered on the motion prediction from ``reference``)."""
         cfg = self.fit_cfg
         net, opt, previous = self.net, self.optimizer, self.previous
@@ -150,6 +156,9 @@ class GroupFitter:
         pixels = self.height * self.width * n
         noisy = int(budget * cfg.noise_fraction)
         noise = torch.Generator(device=self.device).manual_seed(cfg.seed * 1_000_003 + group_index)
+        rate_lambda = self.rate_lambda(key)
+        # the last frame is the next group's motion reference: its error weighs more
+        last_weight = cfg.reference_weight if self.kind.uses_reference(self.net_cfg) else 1.0
 
         best_loss, best_state, best_at = math.inf, None, 0
         best_psnr, last_gain = -math.inf, 0
@@ -160,8 +169,8 @@ class GroupFitter:
             opt.param_groups[0]["lr"], opt.param_groups[1]["lr"] = base_lr * scale, step_lr * scale
             out, symbols = net.predict(noise if it <= noisy else None)
             squared = (_first(out, n) - target) ** 2 * mask
-            distortion, mse = distortion_term(squared, valid, n, cfg.distortion)
-            loss = distortion + cfg.rate_lambda * net.coded_bits(symbols, references) / pixels
+            distortion, mse = distortion_term(squared, valid, n, cfg.distortion, last_weight)
+            loss = distortion + rate_lambda * net.coded_bits(symbols, references) / pixels
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if it <= noisy:  # the noisy loss is not the coded one: no best state, no stopping
@@ -204,19 +213,21 @@ class GroupFitter:
         return GroupFit(previous is None, latents, steps, recon, frame_psnrs, it, est)
 
 
-def distortion_term(squared: torch.Tensor, valid: float, n: int,
-                    kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+def distortion_term(squared: torch.Tensor, valid: float, n: int, kind: str,
+                    last_weight: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """The loss's distortion term from the masked squared errors of ``n`` frames (``valid``
     real values in all), and their MSE (detached), from one reduction. The term is the MSE,
     or :data:`LOG_MSE_SCALE` times the mean of each frame's ln(MSE); a frame's gradient is
-    then its MSE's scaled by 1e-3 / its MSE."""
-    if kind == "mse":
-        mse = squared.sum() / valid
-        return mse, mse.detach()
+    then its MSE's scaled by 1e-3 / its MSE. The last frame's share counts ``last_weight``
+    times (the others still count once each, and the sum is still divided by ``n``)."""
     frame_axis = 1 if squared.dim() == 5 else 0  # patches (N, G, ...) or frames (G, ...)
     dims = [d for d in range(squared.dim()) if d != frame_axis]
     frame_mse = squared.sum(dim=dims) * (n / valid)
-    return LOG_MSE_SCALE * torch.log(frame_mse.clamp_min(1e-10)).mean(), frame_mse.detach().mean()
+    per_frame = frame_mse if kind == "mse" else LOG_MSE_SCALE * torch.log(frame_mse.clamp_min(1e-10))
+    term = per_frame.mean()
+    if last_weight != 1.0:
+        term = term + (last_weight - 1.0) * per_frame[-1] / n
+    return term, frame_mse.detach().mean()
 
 
 def _first(pred: torch.Tensor, n: int) -> torch.Tensor:

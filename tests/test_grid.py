@@ -123,6 +123,33 @@ def test_psnr_distortion_weighs_each_frame_by_its_error():
     assert math.isclose(float(grads["mse"][1] / grads["mse"][0]), 1.0, rel_tol=1e-6)
 
 
+def test_last_frame_weight_counts_the_reference_frame_more():
+    """``last_weight`` w: the last frame's term counts w times, the others once, over n."""
+    errors = torch.tensor([0.1, 0.01]).view(2, 1, 1, 1).expand(2, 3, 4, 5)
+    valid = float(errors.numel())
+    for kind, per_frame in (("psnr", [LOG_MSE_SCALE * math.log(1e-2), LOG_MSE_SCALE * math.log(1e-4)]),
+                            ("mse", [1e-2, 1e-4])):
+        grads = []
+        for weight in (1.0, 3.0):
+            pred = errors.clone().requires_grad_(True)
+            loss, mse = distortion_term(pred ** 2, valid, 2, kind, last_weight=weight)
+            assert math.isclose(float(loss.detach()), (per_frame[0] + weight * per_frame[1]) / 2, rel_tol=1e-6)
+            assert math.isclose(float(mse), (1e-2 + 1e-4) / 2, rel_tol=1e-6)  # the plain MSE
+            loss.backward()
+            grads.append(pred.grad[:, 0, 0, 0])
+        assert math.isclose(float(grads[1][0]), float(grads[0][0]), rel_tol=1e-6)
+        assert math.isclose(float(grads[1][1]), 3 * float(grads[0][1]), rel_tol=1e-6)
+
+
+def test_key_rate_scale_sets_the_key_groups_lambda_only():
+    frames = smooth_frames(4, 12, 16)
+    _, plain = fit_group(frames, 20, rate_lambda=0.0)
+    scaled, zero = fit_group(frames, 20, rate_lambda=1.0, key_rate_scale=0.0)
+    assert [q.tobytes() for q in zero.latents] == [q.tobytes() for q in plain.latents]
+    assert scaled.rate_lambda(key=True) == 0.0 and scaled.rate_lambda(key=False) == 1.0
+    assert scaled.motion_bit_price(key=True) == 0.0 < scaled.motion_bit_price()
+
+
 def test_fit_is_deterministic_and_warm_starts():
     frames = smooth_frames(4, 12, 16)
     runs = []
