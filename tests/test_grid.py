@@ -150,6 +150,21 @@ def test_key_rate_scale_sets_the_key_groups_lambda_only():
     assert scaled.motion_bit_price(key=True) == 0.0 < scaled.motion_bit_price()
 
 
+def test_reference_weight_steers_only_networks_with_motion():
+    """The last frame weighs ``reference_weight`` only where the next group moves it."""
+    frames = smooth_frames(4, 16, 16)
+    frames[-1] = frames[-1].flip(-1)  # a last frame unlike the others
+    runs = {}
+    for motion in (0, 4):
+        net = GridConfig(levels=3, channels=1, hidden=8, layers=1, convs=0, motion=motion)
+        for weight in (1.0, 4.0):
+            cfg = fit_config("fast", kind="grid", key_iterations=20, reference_weight=weight)
+            fit = GroupFitter(GRID, net, cfg, 16, 16, group_size=4).fit(frames, key=True, group_index=0)
+            runs[motion, weight] = [q.tobytes() for q in fit.latents]
+    assert runs[0, 1.0] == runs[0, 4.0]
+    assert runs[4, 1.0] != runs[4, 4.0]
+
+
 def test_fit_is_deterministic_and_warm_starts():
     frames = smooth_frames(4, 12, 16)
     runs = []
