@@ -112,8 +112,11 @@ def main() -> None:
     parser.add_argument("--tag", default="screen")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    rows, frames = screen(args.clip, json.loads(args.variants), args.qualities, args.groups, args.preset,
-                          args.start)
+    try:  # a variant's bad setting is refused before the first fit
+        rows, frames = screen(args.clip, json.loads(args.variants), args.qualities, args.groups, args.preset,
+                              args.start)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}") from None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     settings = dict(clip=args.clip, start=args.start, frames=frames, preset=args.preset, groups=args.groups)
