@@ -235,7 +235,7 @@ def test_warm_groups_score_better_with_motion(tmp_path):
     from nirvana.config import quality_to_lambda
 
     reports = {m: codec.encode(CARPHONE, tmp_path / f"{m}.nirv", model="grid", preset="fast", quality=6,
-                               stop=16, key_iterations=150, iterations=60, motion=m, threads=1)
+                               stop=16, key_iterations=80, iterations=30, motion=m, threads=1)
                for m in (0, 16)}
     warm = {m: [g for g in r.groups if not g.key] for m, r in reports.items()}
 
