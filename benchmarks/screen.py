@@ -47,6 +47,10 @@ def score(psnr: float, bpp: float, rate_lambda: float) -> float:
     return psnr - rate_lambda * bpp * DB_PER_LOSS
 
 
+class VariantError(ValueError):
+    """A variant's setting that no fit can take (raised before the first fit)."""
+
+
 def screen(clip: str, variants: dict[str, dict], qualities: list[float], groups: int = 4,
            preset: str = "medium", start: int = 0) -> tuple[list[dict], int]:
     """One row per quality and variant (mean PSNR, bytes, bpp, score, seconds, and each
@@ -60,12 +64,15 @@ def screen(clip: str, variants: dict[str, dict], qualities: list[float], groups:
     default_net = kind.default_config(width, height)
     nets, configs = {}, {}
     for name, overrides in variants.items():  # every variant checked before the first fit
-        network = overrides.get("network", {})
-        check_names(type(default_net), network, "network field")
-        nets[name] = dataclasses.replace(default_net, **network)
-        check_ranges(nets[name])
-        configs[name] = {q: fit_config(preset, q, "grid", **{k: v for k, v in overrides.items() if k != "network"})
-                         for q in qualities}
+        try:
+            network = overrides.get("network", {})
+            check_names(type(default_net), network, "network field")
+            nets[name] = dataclasses.replace(default_net, **network)
+            check_ranges(nets[name])
+            configs[name] = {q: fit_config(preset, q, "grid", **{k: v for k, v in overrides.items() if k != "network"})
+                             for q in qualities}
+        except ValueError as error:
+            raise VariantError(f"variant {name!r}: {error}") from None
     rows = []
     for quality in qualities:
         for name, overrides in variants.items():
@@ -112,10 +119,13 @@ def main() -> None:
     parser.add_argument("--tag", default="screen")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    try:  # a variant's bad setting is refused before the first fit
-        rows, frames = screen(args.clip, json.loads(args.variants), args.qualities, args.groups, args.preset,
-                              args.start)
-    except ValueError as error:
+    try:
+        variants = json.loads(args.variants)
+    except json.JSONDecodeError as error:
+        raise SystemExit(f"error: --variants is not JSON ({error})") from None
+    try:
+        rows, frames = screen(args.clip, variants, args.qualities, args.groups, args.preset, args.start)
+    except VariantError as error:
         raise SystemExit(f"error: {error}") from None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

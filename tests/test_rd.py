@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from benchmarks.rd import QUICK_CRFS, codec_method, run
 from conftest import CARPHONE
 
@@ -117,3 +119,19 @@ def test_fit_screen_packs_the_encoders_bytes_and_scores_the_psnr_loss(tmp_path):
     row = rows[0]
     loss = -LOG_MSE_SCALE * math.log(10) / 10 * row["psnr"] + quality_to_lambda(4) * row["bpp"]
     assert math.isclose(row["score"], -loss * DB_PER_LOSS, rel_tol=1e-12)
+
+
+def test_fit_screen_refuses_a_bad_variant_in_one_line_before_any_fit(tmp_path, monkeypatch, capsys):
+    from benchmarks import screen
+
+    monkeypatch.setattr(screen, "fit_and_pack", lambda *a: pytest.fail("fitted a bad variant"))
+    for variants, says in (('{"w": {"reference_weight": -1}}', "variant 'w': fit setting reference_weight"),
+                           ('{"m": {"network": {"motion": 5}}}', "variant 'm': GridConfig field motion=5"),
+                           ('{"w": ', "error: --variants is not JSON")):
+        monkeypatch.setattr("sys.argv", ["screen", str(CARPHONE), "--groups", "1", "--variants", variants,
+                                         "--out", str(tmp_path / "out")])
+        with pytest.raises(SystemExit) as exit_:
+            screen.main()
+        message = str(exit_.value.code)
+        assert message.startswith("error: ") and "\n" not in message and says in message
+    assert not (tmp_path / "out").exists()
