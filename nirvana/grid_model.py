@@ -21,7 +21,7 @@ import torch
 
 from .context import FEATURES, PHASES, ContextWeights, float_laplace, phase_features, phase_values
 from .grid import GridConfig, chained_frame, context_start, moved, synthesize, tensor_shapes, upsample_levels
-from .motion import displacements, estimate, to_reference
+from .motion import Gather, displacements, estimate, shift_gather, to_reference
 from .quant import QuantizedModel, QuantizedTensors
 from .rate import laplace_mass_bits, tensor_bits
 
@@ -46,7 +46,7 @@ class GridNet(QuantizedModel):
         self.motion = torch.zeros(shapes.pop(), dtype=torch.int32) if cfg.motion else None
         self.base: torch.Tensor | float = 0.5  # what the frames are rendered on
         self.reference: torch.Tensor | None = None  # with motion: the previous group's last decoded frame
-        self.moves: torch.Tensor | None = None  # chained group: per-frame displacements
+        self.moves: list[Gather | None] | None = None  # chained group: each chained frame's move
         self.context_at = context_start(cfg)
         bound = 0.0  # the last weight's bound, which its bias shares
         for i, shape in enumerate(shapes):
@@ -90,11 +90,10 @@ class GridNet(QuantizedModel):
         # also learns what it gives the next
         residuals = synthesize(features, tensors[levels:], self.cfg, 0.0)
         frames: list[torch.Tensor] = []
-        chained = (self.chain == 1).tolist()  # one read per call, not one per frame
         for t, move in enumerate(self.moves):
-            if t > 0 and chained[t]:
+            if t > 0 and move is not None:
                 before = frames[-1] + (to_reference(frames[-1].detach()) - frames[-1]).detach()
-                frames.append(chained_frame(before, residuals[t], residuals[t - 1], move, self.cfg,
+                frames.append(chained_frame(move.apply(before), residuals[t], residuals[t - 1],
                                             warm=self.reference is not None))
             else:
                 frames.append(residuals[t] + (self.base if isinstance(self.base, float) else self.base[t]))
@@ -114,7 +113,7 @@ class GridNet(QuantizedModel):
         self.motion[1:n] = motion
         self.chain.zero_()
         self.chain[1:n] = torch.tensor([int(c < KEY_CHAIN_GAIN * g) for c, g in zip(costs, gray)])
-        self.moves = displacements(self.motion, self.cfg.subpel).to(frames.device)
+        self.moves = self._gathers(displacements(self.motion, self.cfg.subpel).to(frames.device), self.chain)
 
     def set_motion(self, reference: torch.Tensor, frames: torch.Tensor, bit_cost: float,
                    source: torch.Tensor, chain_gain: float) -> None:
@@ -148,12 +147,19 @@ class GridNet(QuantizedModel):
         self.reference = reference
         # a chained group renders only its first frame on the fixed prediction
         self.base = torch.stack([moved(reference, move, self.cfg) for move in (moves[:1] if is_chained else moves)])
-        self.moves = moves if is_chained else None
         if self.chain is not None:
             self.chain.fill_(1 if is_chained else 0)
             self.chain[0] = 0
+        self.moves = self._gathers(moves, self.chain) if is_chained else None
         with torch.no_grad():
             self.quant.weight[:sum(self.sizes[:self.cfg.levels])] = 0
+
+    def _gathers(self, moves: torch.Tensor, chain: torch.Tensor) -> list[Gather | None]:
+        """The move of each frame that ``chain`` marks (:func:`nirvana.grid.moved`) as a
+        :class:`Gather`, made once for every iteration of the training; None for the others."""
+        cfg, size = self.cfg, (self.height, self.width)
+        return [shift_gather(move, cfg.motion, cfg.subpel, cfg.overlap, size) if chained else None
+                for move, chained in zip(moves, (chain == 1).tolist())]
 
     def integer_latents(self) -> list[np.ndarray]:
         extra = [t.numpy().copy() for t in (self.motion, self.chain) if t is not None]

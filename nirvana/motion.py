@@ -30,6 +30,7 @@ Example:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch.nn import functional as F
@@ -69,14 +70,44 @@ def shift(reference: torch.Tensor, move: torch.Tensor, block: int, subpel: int =
     between whole pixels), rows and columns clamped to the frame. With ``overlap`` each pixel
     blends the predictions of the four blocks whose centres surround it, weighted by its
     distance to them (bilinear), so that the prediction has no edges along block borders."""
-    _, height, width = reference.shape
-    rows = torch.arange(height, device=reference.device)[:, None]
-    cols = torch.arange(width, device=reference.device)[None, :]
+    return shift_gather(move, block, subpel, overlap, reference.shape[1:]).apply(reference)
+
+
+@dataclass(frozen=True)
+class Gather:
+    """A fixed linear read of an image ``(C, h, w)``: output pixel ``p`` is the sum over taps
+    ``k`` of ``weights[k, p]`` times the pixel at flat index ``index[k·P + p]`` (one tap and
+    no weights: a plain copy). One gather (on a CPU the backward of ``index_select`` is much
+    faster than that of 2-D indexing) and one weighted sum, which adds the taps in order, so
+    encoder and decoder get the same floats. Made once, it moves any number of images (every
+    iteration of a group's training)."""
+
+    index: torch.Tensor  # (K·P,) int64
+    weights: torch.Tensor | None  # (K, P) or None
+    shape: tuple[int, ...]  # the output's pixel shape, P = prod(shape)
+
+    def apply(self, image: torch.Tensor) -> torch.Tensor:
+        """``image`` ``(C, h, w)`` read at every tap → ``(C, *shape)``."""
+        values = image.flatten(1).index_select(1, self.index)
+        if self.weights is None:
+            return values.view(image.shape[0], *self.shape)
+        values = values.view(image.shape[0], *self.weights.shape)
+        return (values * self.weights).sum(1).view(image.shape[0], *self.shape)
+
+
+def shift_gather(move: torch.Tensor, block: int, subpel: int, overlap: int,
+                 size: tuple[int, int] | torch.Size) -> Gather:
+    """The :class:`Gather` of :func:`shift` for one frame's displacements ``move`` in a frame
+    of ``size`` (H, W)."""
+    height, width = size
+    device = move.device
+    rows = torch.arange(height, device=device)[:, None]
+    cols = torch.arange(width, device=device)[None, :]
     last = (height - 1, width - 1)
     if not overlap:
         dy, dx = (_per_pixel(m, block, height, width) for m in move)
-        return _blend(reference, _taps(rows, cols, dy, dx, subpel, last, width))
-    (ys, wys), (xs, wxs) = (_between_centres(block, n, count, reference.device)
+        return _gather(_taps(rows, cols, dy, dx, subpel, last, width))
+    (ys, wys), (xs, wxs) = (_between_centres(block, n, count, device)
                             for n, count in ((height, move.shape[1]), (width, move.shape[2])))
     taps = []
     for y, wy in zip(ys, wys):
@@ -85,7 +116,7 @@ def shift(reference: torch.Tensor, move: torch.Tensor, block: int, subpel: int =
             weight = wy[:, None] * wx[None, :]
             taps += [(index, weight if w is None else weight * w)
                      for index, w in _taps(rows, cols, v[0], v[1], subpel, last, width)]
-    return _blend(reference, taps)
+    return _gather(taps)
 
 
 def _between_centres(block: int, size: int, count: int,
@@ -119,18 +150,15 @@ def _taps(rows: torch.Tensor, cols: torch.Tensor, dy: torch.Tensor, dx: torch.Te
             (y1 * stride + x0, fy * (1 - fx)), (y1 * stride + x1, fy * fx)]
 
 
-def _blend(image: torch.Tensor, taps: Taps) -> torch.Tensor:
-    """``image`` ``(C, h, w)`` read at every tap (one gather for all: on a CPU the backward of
-    ``index_select`` is much faster than that of 2-D indexing) and summed with the taps'
-    weights, in order."""
+def _gather(taps: Taps) -> Gather:
+    """The :class:`Gather` of a list of taps (flat indices and weights, broadcast to one shape)."""
     shape = torch.broadcast_shapes(*(index.shape for index, _ in taps))
     index = torch.cat([i.expand(shape).flatten() for i, _ in taps])
-    values = image.flatten(1).index_select(1, index).view(image.shape[0], len(taps), *shape)
-    out = None
-    for k, (_, weight) in enumerate(taps):
-        term = values[:, k] if weight is None else values[:, k] * weight
-        out = term if out is None else out + term
-    return out
+    if len(taps) == 1 and taps[0][1] is None:
+        return Gather(index, None, tuple(shape))
+    weights = torch.stack([torch.ones(shape, device=index.device) if w is None else w.expand(shape).float()
+                           for _, w in taps]).flatten(1)
+    return Gather(index, weights, tuple(shape))
 
 
 def to_reference(frame: torch.Tensor) -> torch.Tensor:
@@ -240,6 +268,6 @@ def _block_errors(padded: torch.Tensor, frame: torch.Tensor, block: int, cand: t
     cols = torch.arange(width)[None, :] + pad
     dy, dx = (_per_pixel(c, block, height, width) for c in cand)
     last = (padded.shape[1] - 1, padded.shape[2] - 1)
-    moved = _blend(padded, _taps(rows, cols, dy, dx, subpel, last, padded.shape[2]))
+    moved = _gather(_taps(rows, cols, dy, dx, subpel, last, padded.shape[2])).apply(padded)
     error = ((moved - frame) ** 2).sum(0)
     return F.pad(error, (0, bx * block - width, 0, by * block - height)).reshape(by, block, bx, block).sum((1, 3))
