@@ -126,17 +126,36 @@ def context_start(cfg: GridConfig) -> int | None:
 def upsample_levels(grids: list[torch.Tensor], group_size: int, height: int, width: int,
                     frames: slice = slice(None)) -> torch.Tensor:
     """Grid levels ``(C, T_l, H_l, W_l)`` → features ``(n, levels·C, H, W)`` of the group's
-    ``frames``: linear in time on the small grid, then bilinear in space."""
+    ``frames``: linear in time on the small grid (only the frames asked for), then bilinear
+    in space."""
     out = []
     for g in grids:
-        if g.shape[1] != group_size:  # time only: the spatial weights are exactly 0 and 1
-            g = F.interpolate(g[None], size=(group_size, *g.shape[2:]), mode="trilinear",
-                              align_corners=False)[0]
-        g = g[:, frames].transpose(0, 1)  # (n, C, H_l, W_l)
+        if g.shape[1] != group_size:
+            g = _in_time(g, group_size, frames)
+        else:
+            g = g[:, frames]
+        g = g.transpose(0, 1)  # (n, C, H_l, W_l)
         if g.shape[2:] != (height, width):
             g = F.interpolate(g, size=(height, width), mode="bilinear", align_corners=False)
         out.append(g)
     return torch.cat(out, dim=1)
+
+
+def _in_time(grid: torch.Tensor, group_size: int, frames: slice) -> torch.Tensor:
+    """``grid`` ``(C, T, h, w)`` interpolated linearly to ``group_size`` time slots with
+    PyTorch's weights (``align_corners=False``, taken from interpolating the identity), for
+    ``frames`` only: every slot is ``a·w0 + b·w1`` of its two nearest slots, whichever
+    frames are asked for (PyTorch's own kernel may fuse a product: the last bit can differ)."""
+    slots = grid.shape[1]
+    blend = F.interpolate(torch.eye(slots, dtype=grid.dtype)[:, None], size=group_size, mode="linear",
+                          align_corners=False)[:, 0].t()[frames]  # (n, T): each row's weights
+    first = blend.ne(0).to(torch.int8).argmax(1)  # the earlier slot with a weight
+    second = (first + 1).clamp(max=slots - 1)
+    rows = torch.arange(len(blend))
+    w0, w1 = blend[rows, first], torch.where(second > first, blend[rows, second], 0.0)
+    shape = (1, -1, 1, 1)
+    a = grid.index_select(1, first.to(grid.device)) * w0.view(shape).to(grid.device)
+    return a + grid.index_select(1, second.to(grid.device)) * w1.view(shape).to(grid.device)
 
 
 def synthesize(features: torch.Tensor, weights: list[torch.Tensor], cfg: GridConfig,

@@ -263,6 +263,8 @@ def _block_errors(padded: torch.Tensor, frame: torch.Tensor, block: int, cand: t
     block's candidate displacement ``cand`` ``(2, By, Bx)``."""
     _, height, width = frame.shape
     by, bx = blocks
+    if subpel and not (cand & ((1 << subpel) - 1)).any():  # whole pixels: one tap, not four
+        cand, subpel = cand >> subpel, 0
     pad = (padded.shape[1] - height) // 2
     rows = torch.arange(height)[:, None] + pad
     cols = torch.arange(width)[None, :] + pad

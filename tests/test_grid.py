@@ -11,7 +11,7 @@ import torch
 from codec.bitstream import GroupPayload, pack_group, unpack_group
 from nirvana.config import fit_config
 from nirvana.fit import LOG_MSE_SCALE, GroupFitter, distortion_term
-from nirvana.grid import GridConfig, render, tensor_shapes
+from nirvana.grid import GridConfig, render, tensor_shapes, upsample_levels
 from nirvana.grid_model import GridNet
 from nirvana.kinds import KINDS, by_code
 from nirvana.network import weights_from_integers
@@ -61,6 +61,21 @@ def test_render_handles_odd_sizes_and_short_groups():
     tensors = [torch.randn(s) * 0.1 for s in shapes]
     assert render(tensors, TINY, 5, 7, 9).shape == (5, 3, 7, 9)
     assert torch.equal(render(tensors, TINY, 5, 7, 9, count=2), render(tensors, TINY, 5, 7, 9)[:2])
+
+
+@pytest.mark.parametrize("group_size", [8, 5, 3])
+def test_features_of_any_frames_are_those_of_the_whole_group(group_size):
+    shapes = tensor_shapes(GridConfig(levels=3, halve_time=2, context=0), group_size, 12, 10)
+    grids = [torch.randn(s, generator=torch.Generator().manual_seed(i)) for i, s in enumerate(shapes[:3])]
+    whole = upsample_levels(grids, group_size, 12, 10)
+    for t in range(group_size):  # the decoder's frame-by-frame features: the very same floats
+        assert torch.equal(upsample_levels(grids, group_size, 12, 10, slice(t, t + 1)), whole[t:t + 1])
+    # linear in time as PyTorch's own interpolation (up to a fused product's last bit)
+    level = grids[1]  # (1, ceil(G / 2), 6, 5)
+    expected = torch.nn.functional.interpolate(level[None], size=(group_size, 6, 5), mode="trilinear",
+                                               align_corners=False)[0].transpose(0, 1)
+    up = torch.nn.functional.interpolate(expected, size=(12, 10), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(whole[:, 1:2], up, rtol=0, atol=1e-6)
 
 
 def test_noise_phase_is_reproducible_and_differs_from_rounding():

@@ -16,6 +16,7 @@ from codec.bitstream import NirvReader
 from codec.decoder import decoded_groups, group_shapes
 from codec.video import VideoWriter
 from nirvana.grid import GridConfig, render, tensor_shapes
+from nirvana.grid_model import GridNet
 from nirvana.kinds import KINDS
 from nirvana.motion import MOTION_RANGE, displacements, estimate, motion_shape, predict, shift, to_reference
 
@@ -264,6 +265,27 @@ def test_the_chained_search_moves_each_frame_from_the_frame_before():
     deltas, _ = estimate(frames[0], velocity, 16, bit_cost=0.01, chain=True)
     inner = displacements(deltas)[:, 1, 1:-1, :-1]
     assert inner.eq(2).all()  # each frame moves 2 px from the frame before, not 2t from the first
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_training_renders_chained_frames_as_the_decoder_does(warm):
+    """The fit's forward pass (each chained move made once, for every iteration) gives the
+    frames that the decoder's render gives from the same integers."""
+    cfg = GridConfig(levels=2, hidden=4, layers=1, convs=0, context=0, motion=8, chain=1, subpel=1, overlap=1)
+    frames = torch.stack([shifted(smooth_image(5, 16, 24), 0, t) for t in range(4)])
+    net = GridNet(cfg, 4, 16, 24, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        net.quant.weight.normal_(0, 3, generator=torch.Generator().manual_seed(1)).round_()
+    reference = smooth_image(6, 16, 24) if warm else None
+    if warm:
+        net.set_motion(reference, frames, 0.01, frames[0], chain_gain=100.0)  # chained: a gain any search meets
+    else:
+        net.set_key_motion(frames, 0.01)
+    assert net.chain.tolist()[1:] == [1, 1, 1]
+    trained, _ = net.predict()
+    _, tensors = net.quant()
+    rendered = render(list(tensors) + [net.motion.float(), net.chain.float()], cfg, 4, 16, 24, reference=reference)
+    torch.testing.assert_close(trained, rendered, rtol=0, atol=1e-6)
 
 
 def test_a_chained_group_renders_each_frame_on_the_frame_before():
