@@ -38,6 +38,7 @@ from torch.nn import functional as F
 MOTION_RANGE = 64  # largest displacement (pixels) per axis from the reference
 SEARCH_COARSE = 8  # coarse search range (in pixels at quarter resolution): ±32 at full
 SEARCH_FINE = 3  # refinement range at full resolution (covers a coarse step either side)
+SEARCH_BATCH = 1 << 21  # candidates weighed at once: about this many reference pixels' worth
 
 
 def motion_shape(group_size: int, height: int, width: int, block: int) -> tuple[int, int, int, int]:
@@ -168,8 +169,8 @@ def to_reference(frame: torch.Tensor) -> torch.Tensor:
 
 
 def _per_pixel(values: torch.Tensor, block: int, height: int, width: int) -> torch.Tensor:
-    """``(By, Bx)`` block values → ``(H, W)``: each block's value on its pixels."""
-    return values.repeat_interleave(block, 0).repeat_interleave(block, 1)[:height, :width]
+    """``(..., By, Bx)`` block values → ``(..., H, W)``: each block's value on its pixels."""
+    return values.repeat_interleave(block, -2).repeat_interleave(block, -1)[..., :height, :width]
 
 
 def estimate(reference: torch.Tensor, frames: torch.Tensor, block: int, bit_cost: float,
@@ -241,35 +242,40 @@ def _search(padded: torch.Tensor, frame: torch.Tensor, block: int, blocks: tuple
             centre: torch.Tensor, radius: int, scale: int, previous: torch.Tensor | None = None,
             bit_cost: float = 0.0, step: int = 1, subpel: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Best displacement per block within ``centre ± radius·step`` (in ``1/2^subpel`` of this
-    resolution's pixels) over the reference ``padded`` by :func:`_padded`, and its cost."""
+    resolution's pixels) over the reference ``padded`` by :func:`_padded`, and its cost. The
+    candidates are weighed a batch at a time; of equal costs the first (``dy``, then ``dx``,
+    from ``-radius``) wins."""
     limit = (MOTION_RANGE // scale) << subpel
     best_cost = torch.full(blocks, math.inf)
     best = centre.clone()
-    for dy in range(-radius, radius + 1):
-        for dx in range(-radius, radius + 1):
-            cand = torch.stack([centre[0] + dy * step, centre[1] + dx * step]).clamp(-limit, limit)
-            cost = _block_errors(padded, frame, block, cand, blocks, subpel)
-            if previous is not None:
-                cost = cost + bit_cost * (1 + 2 * torch.log2(1 + (cand - previous).abs())).sum(0)
-            better = cost < best_cost
-            best_cost = torch.where(better, cost, best_cost)
-            best = torch.where(better, cand, best)
+    offsets = torch.tensor([(dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)])
+    batch = max(1, SEARCH_BATCH // padded[0].numel())
+    for chunk in offsets.split(batch):
+        cands = (centre[None] + chunk[:, :, None, None] * step).clamp(-limit, limit)  # (k, 2, By, Bx)
+        costs = _block_errors(padded, frame, block, cands, blocks, subpel)
+        if previous is not None:
+            costs = costs + bit_cost * (1 + 2 * torch.log2(1 + (cands - previous).abs())).sum(1)
+        cost, pick = costs.min(0)  # the first of equal costs
+        better = cost < best_cost
+        best_cost = torch.where(better, cost, best_cost)
+        best = torch.where(better, cands.gather(0, pick[None, None].expand(1, 2, *blocks))[0], best)
     return best, best_cost
 
 
-def _block_errors(padded: torch.Tensor, frame: torch.Tensor, block: int, cand: torch.Tensor,
+def _block_errors(padded: torch.Tensor, frame: torch.Tensor, block: int, cands: torch.Tensor,
                   blocks: tuple[int, int], subpel: int) -> torch.Tensor:
-    """Squared error of each block of ``frame`` against the padded reference moved by that
-    block's candidate displacement ``cand`` ``(2, By, Bx)``."""
+    """Squared error ``(k, By, Bx)`` of each block of ``frame`` against the padded reference
+    moved by each of ``k`` candidate displacements per block, ``cands`` ``(k, 2, By, Bx)``."""
     _, height, width = frame.shape
     by, bx = blocks
-    if subpel and not (cand & ((1 << subpel) - 1)).any():  # whole pixels: one tap, not four
-        cand, subpel = cand >> subpel, 0
+    if subpel and not (cands & ((1 << subpel) - 1)).any():  # whole pixels: one tap, not four
+        cands, subpel = cands >> subpel, 0
     pad = (padded.shape[1] - height) // 2
     rows = torch.arange(height)[:, None] + pad
     cols = torch.arange(width)[None, :] + pad
-    dy, dx = (_per_pixel(c, block, height, width) for c in cand)
+    dy, dx = (_per_pixel(c, block, height, width) for c in cands.unbind(1))
     last = (padded.shape[1] - 1, padded.shape[2] - 1)
     moved = _gather(_taps(rows, cols, dy, dx, subpel, last, padded.shape[2])).apply(padded)
-    error = ((moved - frame) ** 2).sum(0)
-    return F.pad(error, (0, bx * block - width, 0, by * block - height)).reshape(by, block, bx, block).sum((1, 3))
+    error = ((moved - frame[:, None]) ** 2).sum(0)
+    error = F.pad(error, (0, bx * block - width, 0, by * block - height))
+    return error.reshape(-1, by, block, bx, block).sum((2, 4))

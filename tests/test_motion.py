@@ -16,6 +16,7 @@ from codec.bitstream import NirvReader
 from codec.decoder import decoded_groups, group_shapes
 from codec.video import VideoWriter
 from nirvana.grid import GridConfig, render, tensor_shapes
+from nirvana import motion as motion_module
 from nirvana.grid_model import GridNet
 from nirvana.kinds import KINDS
 from nirvana.motion import MOTION_RANGE, displacements, estimate, motion_shape, predict, shift, to_reference
@@ -255,6 +256,19 @@ def cross_fade(frames: int, height: int, width: int) -> torch.Tensor:
     return torch.stack([(1 - t / 16) * a + t / 16 * b for t in range(frames)]).clamp(0, 1)
 
 
+@pytest.mark.parametrize("subpel", [0, 1])
+def test_the_search_finds_the_same_motion_whatever_its_batch(subpel, monkeypatch):
+    """Candidates weighed a batch at a time pick what one at a time picks, ties included
+    (a flat image ties every candidate: the first, the most negative, must win)."""
+    frames = cross_fade(4, 32, 48)
+    flat = torch.full((2, 3, 32, 48), 0.5)
+    batched = [estimate(f[0], f[1:], 16, bit_cost=0.01, subpel=subpel) for f in (frames, flat)]
+    monkeypatch.setattr(motion_module, "SEARCH_BATCH", 1)  # one candidate at a time
+    single = [estimate(f[0], f[1:], 16, bit_cost=0.01, subpel=subpel) for f in (frames, flat)]
+    for (a, cost_a), (b, cost_b) in zip(batched, single):
+        assert torch.equal(a, b) and cost_a == cost_b
+
+
 def test_the_chained_search_moves_each_frame_from_the_frame_before():
     frames = cross_fade(9, 32, 48)
     fixed, fixed_cost = estimate(frames[0], frames[1:], 16, bit_cost=0.01)
@@ -364,8 +378,6 @@ def test_no_chain_leaves_the_chain_out_of_the_file(fading_clip, tmp_path):
 
 
 def test_a_key_group_chains_every_frame_but_the_first_and_a_cut():
-    from nirvana.grid_model import GridNet
-
     cfg = GridConfig(levels=2, hidden=4, layers=1, convs=0, context=0, motion=16, chain=1)
     net = GridNet(cfg, 8, 32, 48, torch.Generator().manual_seed(0))
     a, b = smooth_image(7, 32, 48), smooth_image(8, 32, 48)
@@ -382,7 +394,6 @@ def test_motion_bit_cost_prices_the_search(monkeypatch):
     bit leaves small, noisy moves at zero."""
     from nirvana.config import fit_config
     from nirvana.fit import GroupFitter
-    from nirvana.grid_model import GridNet
 
     seen = []
     monkeypatch.setattr(GridNet, "set_key_motion", lambda self, frames, bit_cost: seen.append(bit_cost))
