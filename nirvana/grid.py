@@ -36,6 +36,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 from dataclasses import dataclass, fields
@@ -143,19 +144,24 @@ def upsample_levels(grids: list[torch.Tensor], group_size: int, height: int, wid
 
 def _in_time(grid: torch.Tensor, group_size: int, frames: slice) -> torch.Tensor:
     """``grid`` ``(C, T, h, w)`` interpolated linearly to ``group_size`` time slots with
-    PyTorch's weights (``align_corners=False``, taken from interpolating the identity), for
-    ``frames`` only: every slot is ``a·w0 + b·w1`` of its two nearest slots, whichever
-    frames are asked for (PyTorch's own kernel may fuse a product: the last bit can differ)."""
-    slots = grid.shape[1]
-    blend = F.interpolate(torch.eye(slots, dtype=grid.dtype)[:, None], size=group_size, mode="linear",
-                          align_corners=False)[:, 0].t()[frames]  # (n, T): each row's weights
+    PyTorch's weights (``align_corners=False``), for ``frames`` only: every slot is
+    ``a·w0 + b·w1`` of its two nearest slots, whichever frames are asked for (PyTorch's own
+    kernel may fuse a product: the last bit can differ)."""
+    first, second, w0, w1 = (x[frames].to(grid.device) for x in _time_weights(grid.shape[1], group_size))
+    shape = (1, -1, 1, 1)
+    return grid.index_select(1, first) * w0.view(shape) + grid.index_select(1, second) * w1.view(shape)
+
+
+@functools.lru_cache(maxsize=64)
+def _time_weights(slots: int, group_size: int) -> tuple[torch.Tensor, ...]:
+    """Per output slot of :func:`_in_time`: its two input slots and their weights, taken
+    from interpolating the identity (so they are PyTorch's own). Computed once per shape."""
+    blend = F.interpolate(torch.eye(slots)[:, None], size=group_size, mode="linear",
+                          align_corners=False)[:, 0].t()  # (G, T): each output slot's weights
     first = blend.ne(0).to(torch.int8).argmax(1)  # the earlier slot with a weight
     second = (first + 1).clamp(max=slots - 1)
-    rows = torch.arange(len(blend))
-    w0, w1 = blend[rows, first], torch.where(second > first, blend[rows, second], 0.0)
-    shape = (1, -1, 1, 1)
-    a = grid.index_select(1, first.to(grid.device)) * w0.view(shape).to(grid.device)
-    return a + grid.index_select(1, second.to(grid.device)) * w1.view(shape).to(grid.device)
+    rows = torch.arange(group_size)
+    return first, second, blend[rows, first], torch.where(second > first, blend[rows, second], 0.0)
 
 
 def synthesize(features: torch.Tensor, weights: list[torch.Tensor], cfg: GridConfig,

@@ -79,9 +79,9 @@ class Gather:
     """A fixed linear read of an image ``(C, h, w)``: output pixel ``p`` is the sum over taps
     ``k`` of ``weights[k, p]`` times the pixel at flat index ``index[k·P + p]`` (one tap and
     no weights: a plain copy). One gather (on a CPU the backward of ``index_select`` is much
-    faster than that of 2-D indexing) and one weighted sum, which adds the taps in order, so
-    encoder and decoder get the same floats. Made once, it moves any number of images (every
-    iteration of a group's training)."""
+    faster than that of 2-D indexing) and one weighted sum over the taps; encoder and decoder
+    both move frames with it, so they get the same floats. Made once, it moves any number of
+    images (every iteration of a group's training)."""
 
     index: torch.Tensor  # (K·P,) int64
     weights: torch.Tensor | None  # (K, P) or None
@@ -157,8 +157,7 @@ def _gather(taps: Taps) -> Gather:
     index = torch.cat([i.expand(shape).flatten() for i, _ in taps])
     if len(taps) == 1 and taps[0][1] is None:
         return Gather(index, None, tuple(shape))
-    weights = torch.stack([torch.ones(shape, device=index.device) if w is None else w.expand(shape).float()
-                           for _, w in taps]).flatten(1)
+    weights = torch.stack([w.expand(shape).float() for _, w in taps]).flatten(1)  # several taps: all weighed
     return Gather(index, weights, tuple(shape))
 
 
