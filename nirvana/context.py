@@ -36,6 +36,8 @@ Example:
     >>> level = torch.zeros(1, 2, 5, 4)
     >>> [phase_features(level, None, None, t=1, phase=p).shape[1] for p in range(PHASES)]
     [6, 4, 10]
+    >>> dense_features(level, None, None).shape
+    torch.Size([10, 40])
     >>> frequency_table(0, 0)[RANGE - 1:RANGE + 4].tolist()  # residuals -2..2 at b = 1/16
     [1, 11, 65514, 11, 1]
 """
@@ -99,61 +101,90 @@ def fill_phase(plane: torch.Tensor, phase: int, values: torch.Tensor) -> None:
 
 
 def phase_columns(level: torch.Tensor, coarser: torch.Tensor | None, previous: torch.Tensor | None,
-                  t: int, phase: int, inputs: int = ALL_INPUTS,
-                  count: int = 1) -> list[list[torch.Tensor | None]]:
-    """Features 0..7 of a phase's cells of time slots ``t .. t + count - 1`` of ``level``
-    ``(C, T, H, W)``: per sub-lattice of the phase, 8 tensors ``(C·count, rows, columns)``
-    (views when ``count`` is 1), None where the feature is zero. (The phase flags, features 8
-    and 9, are the phase itself.)
+                  t: int, phase: int, inputs: int = ALL_INPUTS) -> list[list[torch.Tensor | None]]:
+    """Features 0..7 of a phase's cells of time slot ``t`` of ``level`` ``(C, T, H, W)``: per
+    sub-lattice of the phase, 8 views ``(C, rows, columns)``, None where the feature is zero.
+    (The phase flags, features 8 and 9, are the phase itself.)
 
     ``coarser`` is the next-coarser level ``(C, T', ceil(H/2), ceil(W/2))`` and ``previous``
     the previous group's values of this level (None where they do not exist). Only cells of
     earlier passes are read, so a decoder that has filled those (and left the rest at
-    anything) gets the encoder's features; training, which knows every value, takes all
-    slots at once. ``inputs`` (bits ``SPATIAL | TEMPORAL | COARSER | PREVIOUS``) says which
-    features are used; the others are zero (an ablation, stored in the file's config).
+    anything) gets the encoder's features. ``inputs`` (bits ``SPATIAL | TEMPORAL | COARSER |
+    PREVIOUS``) says which features are used; the others are zero (an ablation, stored in the
+    file's config). Training, which knows every value, takes all cells at once
+    (:func:`dense_features`).
     """
     C, T, H, W = level.shape
     spatial = phase and inputs & SPATIAL
-    padded = F.pad(level[:, t:t + count], (1, 1, 1, 1)) if spatial else None  # zeros outside
-    slots = None
-    if coarser is not None and inputs & COARSER:
-        slots = coarser[:, [s * coarser.shape[1] // T for s in range(t, t + count)]]
-    before = None
-    if inputs & TEMPORAL and t + count > 1:
-        before = level[:, t - 1:t + count - 1] if t > 0 else \
-            torch.cat([level.new_zeros(C, 1, H, W), level[:, :count - 1]], dim=1)
+    padded = F.pad(level[:, t], (1, 1, 1, 1)) if spatial else None  # zeros outside
+    above = coarser[:, t * coarser.shape[1] // T] if coarser is not None and inputs & COARSER else None
+    before = level[:, t - 1] if inputs & TEMPORAL and t > 0 else None
     use_previous = previous is not None and inputs & PREVIOUS
     out = []
     for oy, ox, ny, nx in _lattices(H, W, phase):
         def cells(x: torch.Tensor, dy: int = 0, dx: int = 0, pad: int = 0) -> torch.Tensor:
             y0, x0 = pad + oy + dy, pad + ox + dx
-            return x[..., y0:y0 + 2 * ny - 1:2, x0:x0 + 2 * nx - 1:2].reshape(C * count, ny, nx)
+            return x[:, y0:y0 + 2 * ny - 1:2, x0:x0 + 2 * nx - 1:2]
 
         columns: list[torch.Tensor | None] = [None] * 4
         if spatial:
             columns = [cells(padded, dy, dx, pad=1) for dy, dx in (_DIAGONAL if phase == 1 else _AXIAL)]
         columns.append(None if before is None else cells(before))
         # cell (y, x) sits in coarser cell (y // 2, x // 2)
-        columns.append(None if slots is None else slots[..., :ny, :nx].reshape(C * count, ny, nx))
-        columns.append(cells(previous[:, t:t + count]) if use_previous else None)
-        columns.append(cells(previous[:, -1:].expand(C, count, H, W)) if use_previous else None)
+        columns.append(None if above is None else above[:, :ny, :nx])
+        columns.append(cells(previous[:, t]) if use_previous else None)
+        columns.append(cells(previous[:, -1]) if use_previous else None)
         out.append(columns)
     return out
 
 
 def phase_features(level: torch.Tensor, coarser: torch.Tensor | None, previous: torch.Tensor | None,
-                   t: int, phase: int, inputs: int = ALL_INPUTS, count: int = 1) -> torch.Tensor:
+                   t: int, phase: int, inputs: int = ALL_INPUTS) -> torch.Tensor:
     """All ``FEATURES`` features ``(FEATURES, N)`` of :func:`phase_columns`, zeros included,
-    in the order of ``phase_values(level[:, t:t + count].reshape(-1, H, W), phase)``."""
+    in the order of ``phase_values(level[:, t], phase)``."""
     parts = []
     C, _, H, W = level.shape
-    for columns, (_, _, ny, nx) in zip(phase_columns(level, coarser, previous, t, phase, inputs, count),
+    for columns, (_, _, ny, nx) in zip(phase_columns(level, coarser, previous, t, phase, inputs),
                                        _lattices(H, W, phase)):
-        zeros = level.new_zeros(C * count, ny, nx)
+        zeros = level.new_zeros(C, ny, nx)
         parts.append(torch.stack([zeros if c is None else c for c in columns]
                                  + [zeros + (phase == 1), zeros + (phase == 2)]).reshape(FEATURES, -1))
     return torch.cat(parts, dim=1)
+
+
+def dense_features(level: torch.Tensor, coarser: torch.Tensor | None, previous: torch.Tensor | None,
+                   inputs: int = ALL_INPUTS) -> torch.Tensor:
+    """The features ``(FEATURES, C·T·H·W)`` of every cell of ``level`` ``(C, T, H, W)`` at
+    once, in the order of ``level.reshape(-1)``: each cell gets what :func:`phase_features`
+    gives it in its own pass. Training knows every value, so it needs no passes; this takes
+    a few whole-level operations instead of some hundred small ones per level.
+    """
+    C, T, H, W = level.shape
+    zeros = level.new_zeros(C, T, H, W)
+    odd_y = torch.arange(H, device=level.device).remainder(2)[:, None]
+    odd_x = torch.arange(W, device=level.device).remainder(2)[None, :]
+    diagonal = (odd_y * odd_x).to(level.dtype)  # phase 1
+    axial = (odd_y ^ odd_x).to(level.dtype)  # phase 2
+    features = [zeros] * 4
+    if inputs & SPATIAL:
+        padded = F.pad(level, (1, 1, 1, 1))
+
+        def at(dy: int, dx: int) -> torch.Tensor:
+            return padded[..., 1 + dy:1 + dy + H, 1 + dx:1 + dx + W]
+
+        features = [at(*d) * diagonal + at(*a) * axial for d, a in zip(_DIAGONAL, _AXIAL)]
+    features.append(F.pad(level[:, :-1], (0, 0, 0, 0, 1, 0)) if inputs & TEMPORAL else zeros)
+    if coarser is not None and inputs & COARSER:
+        slots = coarser[:, [t * coarser.shape[1] // T for t in range(T)]]
+        features.append(slots.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)[..., :H, :W])
+    else:
+        features.append(zeros)
+    if previous is not None and inputs & PREVIOUS:
+        features += [previous, previous[:, -1:].expand(C, T, H, W)]
+    else:
+        features += [zeros, zeros]
+    features += [diagonal.expand(C, T, H, W), axial.expand(C, T, H, W)]
+    return torch.stack(features).reshape(FEATURES, -1)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import math
 import numpy as np
 import torch
 
-from .context import FEATURES, PHASES, ContextWeights, float_laplace, phase_features, phase_values
+from .context import FEATURES, ContextWeights, dense_features, float_laplace
 from .grid import GridConfig, chained_frame, context_start, moved, synthesize, tensor_shapes, upsample_levels
 from .motion import Gather, displacements, estimate, shift_gather, to_reference
 from .quant import QuantizedModel, QuantizedTensors
@@ -194,13 +194,7 @@ class GridNet(QuantizedModel):
         for level in range(levels):
             values = parts[level]
             coarser = parts[level + 1] if level + 1 < levels else None
-            level_bits = 0
-            slots = values.shape[1]
-            planes = values.reshape(-1, *values.shape[2:])  # every time slot at once
-            for phase in range(PHASES):
-                f = phase_features(values, coarser, previous[level], 0, phase, self.cfg.context_inputs, slots)
-                mean, log2_scale = float_laplace(f, weights, level)
-                x = phase_values(planes, phase)
-                level_bits = level_bits + laplace_mass_bits(x, mean, log2_scale).sum()
-            context.append(level_bits)
+            f = dense_features(values, coarser, previous[level], self.cfg.context_inputs)
+            mean, log2_scale = float_laplace(f, weights, level)
+            context.append(laplace_mass_bits(values.reshape(-1), mean, log2_scale).sum())
         return torch.minimum(bits[:levels], torch.stack(context)).sum() + bits[levels:].sum()

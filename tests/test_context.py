@@ -15,7 +15,7 @@ from codec.bitstream.group import CONTEXT, ContextLayout
 from codec.context_coder import decode_level, encode_level
 from codec.errors import BitstreamError
 from nirvana.context import (ALL_INPUTS, FEATURES, MEAN_FRACTIONS, PHASES, RANGE, SCALES, SPATIAL,
-                             FixedPointContext, context_shapes, fill_phase, frequency_table,
+                             FixedPointContext, context_shapes, dense_features, fill_phase, frequency_table,
                              phase_columns, phase_features, phase_values)
 from nirvana.grid import GridConfig, context_start, tensor_shapes
 
@@ -212,23 +212,20 @@ def test_trained_group_decodes_to_the_encoders_integers():
         prev = fit.latents
 
 
-@pytest.mark.parametrize("phase", range(PHASES))
-def test_training_takes_every_slot_at_once_with_the_decoders_features(phase):
-    """All time slots in one call (training) give each cell the features one slot at a time
-    (the decoder) gives it, in the order of phase_values over the slots' planes."""
+@pytest.mark.parametrize("shape", [(2, 3, 7, 6), (1, 1, 4, 5), (1, 4, 1, 3)])
+@pytest.mark.parametrize("inputs", [ALL_INPUTS, SPATIAL, ALL_INPUTS & ~SPATIAL, 0])
+def test_training_features_are_the_decoders_for_every_cell(shape, inputs):
+    """Training's features of a whole level at once give each cell the features its own pass
+    gives it (one time slot and phase at a time, as the decoder computes them)."""
     rng = np.random.default_rng(30)
-    level = torch.from_numpy(rng.integers(-9, 10, (2, 3, 7, 6)).astype(np.float64))
-    coarser = torch.from_numpy(rng.integers(-9, 10, (2, 2, 4, 3)).astype(np.float64))
-    previous = torch.from_numpy(rng.integers(-9, 10, (2, 3, 7, 6)).astype(np.float64))
-    together = phase_features(level, coarser, previous, 0, phase, count=3)
-    cells = phase_values(level.reshape(-1, 7, 6), phase)
-    rows = {}
-    for t in range(3):
-        f = phase_features(level, coarser, previous, t, phase)
-        marker = torch.arange(level[:, t].numel(), dtype=torch.float64).view(2, 7, 6) + 1000 * t
-        for key, column in zip(phase_values(marker, phase).tolist(), f.T.tolist()):
-            rows[key] = column
-    marker = (torch.arange(level[:, 0].numel(), dtype=torch.float64).view(2, 1, 7, 6)
-              + 1000 * torch.arange(3.0).view(1, 3, 1, 1)).reshape(-1, 7, 6)
-    assert [rows[key] for key in phase_values(marker, phase).tolist()] == together.T.tolist()
-    assert cells.numel() == together.shape[1]
+    C, T, H, W = shape
+    level = torch.from_numpy(rng.integers(-9, 10, shape).astype(np.float64))
+    coarser = torch.from_numpy(rng.integers(-9, 10, (C, max(1, T - 1), (H + 1) // 2, (W + 1) // 2)).astype(np.float64))
+    previous = torch.from_numpy(rng.integers(-9, 10, shape).astype(np.float64))
+    for above, before in ((coarser, previous), (None, None)):
+        dense = dense_features(level, above, before, inputs)
+        cell = torch.arange(level.numel(), dtype=torch.float64).view(shape)  # each cell's column
+        for t in range(T):
+            for phase in range(PHASES):
+                columns = phase_values(cell[:, t], phase).long()
+                assert torch.equal(dense[:, columns], phase_features(level, above, before, t, phase, inputs))
