@@ -153,37 +153,43 @@ def phase_features(level: torch.Tensor, coarser: torch.Tensor | None, previous: 
 
 
 def dense_features(level: torch.Tensor, coarser: torch.Tensor | None, previous: torch.Tensor | None,
-                   inputs: int = ALL_INPUTS) -> torch.Tensor:
-    """The features ``(FEATURES, C·T·H·W)`` of every cell of ``level`` ``(C, T, H, W)`` at
-    once, in the order of ``level.reshape(-1)``: each cell gets what :func:`phase_features`
-    gives it in its own pass. Training knows every value, so it needs no passes; this takes
-    a few whole-level operations instead of some hundred small ones per level.
+                   inputs: int = ALL_INPUTS, top: int = 0, bottom: int | None = None) -> torch.Tensor:
+    """The features ``(FEATURES, C·T·rows·W)`` of every cell in rows ``top .. bottom - 1``
+    (default: all) of ``level`` ``(C, T, H, W)`` at once, in the order of
+    ``level[:, :, top:bottom].reshape(-1)``: each cell gets what :func:`phase_features` gives
+    it in its own pass. Training knows every value, so it needs no passes; this takes a few
+    whole-band operations instead of some hundred small ones per level.
     """
     C, T, H, W = level.shape
-    zeros = level.new_zeros(C, T, H, W)
-    odd_y = torch.arange(H, device=level.device).remainder(2)[:, None]
+    bottom = H if bottom is None else bottom
+    rows = bottom - top
+    band = level[:, :, top:bottom]
+    zeros = level.new_zeros(C, T, rows, W)
+    odd_y = torch.arange(top, bottom, device=level.device).remainder(2)[:, None]
     odd_x = torch.arange(W, device=level.device).remainder(2)[None, :]
     diagonal = (odd_y * odd_x).to(level.dtype)  # phase 1
     axial = (odd_y ^ odd_x).to(level.dtype)  # phase 2
     features = [zeros] * 4
     if inputs & SPATIAL:
-        padded = F.pad(level, (1, 1, 1, 1))
+        lo, hi = max(top - 1, 0), min(bottom + 1, H)  # the band and its neighbour rows
+        padded = F.pad(level[:, :, lo:hi], (1, 1, 1 - (top - lo), 1 - (hi - bottom)))
 
         def at(dy: int, dx: int) -> torch.Tensor:
-            return padded[..., 1 + dy:1 + dy + H, 1 + dx:1 + dx + W]
+            return padded[..., 1 + dy:1 + dy + rows, 1 + dx:1 + dx + W]
 
         features = [at(*d) * diagonal + at(*a) * axial for d, a in zip(_DIAGONAL, _AXIAL)]
-    features.append(F.pad(level[:, :-1], (0, 0, 0, 0, 1, 0)) if inputs & TEMPORAL else zeros)
+    features.append(F.pad(band[:, :-1], (0, 0, 0, 0, 1, 0)) if inputs & TEMPORAL else zeros)
     if coarser is not None and inputs & COARSER:
-        slots = coarser[:, [t * coarser.shape[1] // T for t in range(T)]]
-        features.append(slots.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)[..., :H, :W])
+        slots = coarser[:, [t * coarser.shape[1] // T for t in range(T)], top // 2:(bottom + 1) // 2]
+        cells = slots.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+        features.append(cells[..., top % 2:top % 2 + rows, :W])
     else:
         features.append(zeros)
     if previous is not None and inputs & PREVIOUS:
-        features += [previous, previous[:, -1:].expand(C, T, H, W)]
+        features += [previous[:, :, top:bottom], previous[:, -1:, top:bottom].expand(C, T, rows, W)]
     else:
         features += [zeros, zeros]
-    features += [diagonal.expand(C, T, H, W), axial.expand(C, T, H, W)]
+    features += [diagonal.expand(C, T, rows, W), axial.expand(C, T, rows, W)]
     return torch.stack(features).reshape(FEATURES, -1)
 
 

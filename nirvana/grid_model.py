@@ -29,6 +29,9 @@ GRID_STEP = 1 / 16  # initial quantization step of grid values (learned per leve
 CONV_INIT = 0.01  # bound of the residual convolutions' initial weights
 CONTEXT_STEP = 1 / 256  # initial quantization step of the context model's later tensors
 KEY_CHAIN_GAIN = 0.5  # a key group chains a frame whose motion error is below this share of its error on gray
+# cells of a level whose context rate training evaluates at a time (whole rows): big
+# temporaries are fresh memory on every iteration, which the CPU must page in
+CONTEXT_BAND = 1 << 18
 
 
 class GridNet(QuantizedModel):
@@ -194,7 +197,13 @@ class GridNet(QuantizedModel):
         for level in range(levels):
             values = parts[level]
             coarser = parts[level + 1] if level + 1 < levels else None
-            f = dense_features(values, coarser, previous[level], self.cfg.context_inputs)
-            mean, log2_scale = float_laplace(f, weights, level)
-            context.append(laplace_mass_bits(values.reshape(-1), mean, log2_scale).sum())
+            C, T, H, W = values.shape
+            rows = max(1, CONTEXT_BAND // (C * T * W))
+            level_bits = 0
+            for top in range(0, H, rows):
+                f = dense_features(values, coarser, previous[level], self.cfg.context_inputs, top, min(top + rows, H))
+                mean, log2_scale = float_laplace(f, weights, level)
+                cells = values[:, :, top:top + rows].reshape(-1)
+                level_bits = level_bits + laplace_mass_bits(cells, mean, log2_scale).sum()
+            context.append(level_bits)
         return torch.minimum(bits[:levels], torch.stack(context)).sum() + bits[levels:].sum()

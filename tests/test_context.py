@@ -212,7 +212,7 @@ def test_trained_group_decodes_to_the_encoders_integers():
         prev = fit.latents
 
 
-@pytest.mark.parametrize("shape", [(2, 3, 7, 6), (1, 1, 4, 5), (1, 4, 1, 3)])
+@pytest.mark.parametrize("shape", [(2, 3, 7, 6), (1, 1, 4, 5), (1, 4, 1, 3), (1, 2, 6, 1)])
 @pytest.mark.parametrize("inputs", [ALL_INPUTS, SPATIAL, ALL_INPUTS & ~SPATIAL, 0])
 def test_training_features_are_the_decoders_for_every_cell(shape, inputs):
     """Training's features of a whole level at once give each cell the features its own pass
@@ -229,3 +229,7 @@ def test_training_features_are_the_decoders_for_every_cell(shape, inputs):
             for phase in range(PHASES):
                 columns = phase_values(cell[:, t], phase).long()
                 assert torch.equal(dense[:, columns], phase_features(level, above, before, t, phase, inputs))
+        bands = [(top, bottom) for top, bottom in ((0, 1), (1, 3), (2, H), (H - 1, H)) if top < bottom <= H]
+        for top, bottom in bands:  # bands of rows: the same features
+            band = dense_features(level, above, before, inputs, top, bottom)
+            assert torch.equal(band, dense.view(FEATURES, C, T, H, W)[..., top:bottom, :].reshape(FEATURES, -1))
