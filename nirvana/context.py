@@ -64,7 +64,7 @@ MEAN_FRACTIONS = 4  # the mean is rounded to quarters
 RANGE = 24  # residuals in -RANGE..RANGE are table symbols; the rest are escaped
 TABLE_TOTAL = 1 << 16  # frequencies of a table sum to about this
 PHASES = 3
-CHUNK = 8192  # cells the integer MLP evaluates at a time
+CHUNK = 1 << 17  # cells the integer MLP evaluates at a time
 
 
 SPATIAL, TEMPORAL, COARSER, PREVIOUS = 1, 2, 4, 8  # bits of a config's ``context_inputs``
@@ -253,7 +253,7 @@ class FixedPointContext:
         bias = (self.b1 + (self.w1[:, 8] if phase == 1 else 0) + (self.w1[:, 9] if phase == 2 else 0))[:, None]
         w1 = self.w1[:, present]
 
-        def blocks():  # a few thousand cells at a time: the arithmetic stays in cache
+        def blocks():  # up to CHUNK cells at a time: few operations, temporaries of a few MB
             if not present:
                 yield torch.zeros(0, count, dtype=torch.float64)
                 return
