@@ -273,11 +273,14 @@ class FixedPointContext:
     def _evaluate(self, bias: torch.Tensor, w1: torch.Tensor, x: torch.Tensor,
                   level: int) -> tuple[torch.Tensor, torch.Tensor]:
         one = float(1 << FRACTION_BITS)
+        # floor(v / 2^F) of integer-valued float64 v: the product by a power of two is exact,
+        # so this is floor division, several times faster than torch.floor_divide on floats
+        down = 1.0 / one
         h = torch.addmm(bias, w1, x).clamp_(0, HIDDEN_LIMIT)  # scale 2^F
-        out = torch.floor_divide(torch.addmm(self.b2[:, None] * one, self.w2, h), one)  # scale 2^F
+        out = torch.addmm(self.b2[:, None] * one, self.w2, h).mul_(down).floor_()  # scale 2^F
         half = float(1 << (FRACTION_BITS - 1))
-        mean4 = torch.floor_divide(out[0] * 4 + half, one).clamp_(-MEAN_LIMIT, MEAN_LIMIT)
-        log4 = torch.floor_divide((out[1] + self.offsets[level]) * 4 + half, one)
+        mean4 = (out[0] * 4 + half).mul_(down).floor_().clamp_(-MEAN_LIMIT, MEAN_LIMIT)
+        log4 = ((out[1] + self.offsets[level]) * 4 + half).mul_(down).floor_()
         scale = (log4 - LOG2_SCALE_MIN * 4).clamp_(0, SCALES - 1).to(torch.int16)
         mean4 = mean4.to(torch.int64)
         table = torch.remainder(mean4, MEAN_FRACTIONS).to(torch.int16) * SCALES + scale
