@@ -48,6 +48,8 @@ from .config import check_ranges, spec
 from .context import context_shapes
 from .motion import displacements, motion_shape, shift, to_reference
 
+SYNTH_PIXELS = 1 << 18  # pixels (whole frames, at least one) synthesized at a time
+
 
 @dataclass(frozen=True)
 class GridConfig:
@@ -167,7 +169,18 @@ def _time_weights(slots: int, group_size: int) -> tuple[torch.Tensor, ...]:
 def synthesize(features: torch.Tensor, weights: list[torch.Tensor], cfg: GridConfig,
                base: torch.Tensor | float = 0.5) -> torch.Tensor:
     """Per-pixel layers and residual convolutions: ``(n, F, H, W)`` → ``(n, 3, H, W)``, added
-    to ``base`` (mid-gray, or the motion prediction of :mod:`nirvana.motion`)."""
+    to ``base`` (mid-gray, or the motion prediction of :mod:`nirvana.motion`). Frames go
+    through in pieces of about :data:`SYNTH_PIXELS` pixels (each frame on its own, the same
+    floats as all at once): the hidden activations of a whole 640×272 group are ~90 MB of
+    fresh memory on every call, which made forward and backward 2–3× slower."""
+    n, _, height, width = features.shape
+    pieces = [_pixel_layers(piece, weights, cfg)
+              for piece in features.split(max(1, SYNTH_PIXELS // (height * width)))]
+    return (pieces[0] if len(pieces) == 1 else torch.cat(pieces)) + base
+
+
+def _pixel_layers(features: torch.Tensor, weights: list[torch.Tensor], cfg: GridConfig) -> torch.Tensor:
+    """:func:`synthesize` of some frames, before the base."""
     n, _, height, width = features.shape
     # the per-pixel layers as batched (out, in) @ (in, pixels) products: on a CPU several
     # times faster, forward and backward, than a linear layer over channels-last pixels
@@ -182,7 +195,7 @@ def synthesize(features: torch.Tensor, weights: list[torch.Tensor], cfg: GridCon
     convs = weights[2 * n_linear:]
     for i in range(cfg.convs):
         x = x + F.conv2d(F.relu(x), convs[2 * i], convs[2 * i + 1], padding=1)
-    return x + base
+    return x
 
 
 def render(tensors: list[torch.Tensor], cfg: GridConfig, group_size: int, height: int, width: int,

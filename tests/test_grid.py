@@ -217,3 +217,27 @@ def test_grid_payload_codes_levels_and_residuals_exactly():
     assert g1.scales == b.steps == a.steps and sum(g1.tensor_bytes) + g1.head_bytes == len(second)
     assert math.isclose(sum(second_payload.tensor_bytes), sum(g1.tensor_bytes))
     assert len(second) == len(pack_group(second_payload, a.latents)) - 4 * len(shapes)
+
+
+@pytest.mark.parametrize("convs", [0, 1])
+def test_synthesis_in_pieces_is_the_synthesis_of_the_whole_group(monkeypatch, convs):
+    """Frames synthesized a piece at a time give the floats of the whole group at once (the
+    very floats through the per-pixel layers; the convolutions and the backward may pick
+    other kernels for another batch size), and its gradients."""
+    from nirvana import grid
+
+    cfg = GridConfig(levels=3, hidden=8, layers=2, convs=convs)
+    gen = torch.Generator().manual_seed(3)
+    features = torch.randn(5, 3, 6, 7, generator=gen)
+    weights = [torch.randn(s, generator=gen) * 0.3 for s in tensor_shapes(cfg, 5, 6, 7)[cfg.levels:]]
+    base = torch.rand(5, 3, 6, 7, generator=gen)
+    outputs = []
+    for pixels in (10**9, 6 * 7, 2 * 6 * 7):  # all at once, one frame, two frames a piece
+        monkeypatch.setattr(grid, "SYNTH_PIXELS", pixels)
+        x = features.clone().requires_grad_()
+        out = grid.synthesize(x, weights, cfg, base)
+        out.backward(torch.ones_like(out))
+        outputs.append((out.detach(), x.grad))
+    for out, grad in outputs[1:]:
+        assert torch.equal(out, outputs[0][0]) if convs == 0 else torch.allclose(out, outputs[0][0], atol=1e-6)
+        assert torch.allclose(grad, outputs[0][1], atol=1e-6)
