@@ -201,9 +201,10 @@ class GridNet(QuantizedModel):
             rows = max(1, CONTEXT_BAND // (C * T * W))
             level_bits = 0
             for top in range(0, H, rows):
-                f = dense_features(values, coarser, previous[level], self.cfg.context_inputs, top, min(top + rows, H))
+                bottom = min(top + rows, H)
+                f = dense_features(values, coarser, previous[level], self.cfg.context_inputs, top, bottom)
                 mean, log2_scale = float_laplace(f, weights, level)
-                cells = values[:, :, top:top + rows].reshape(-1)
+                cells = values[:, :, top:bottom].reshape(-1)
                 level_bits = level_bits + laplace_mass_bits(cells, mean, log2_scale).sum()
             context.append(level_bits)
         return torch.minimum(bits[:levels], torch.stack(context)).sum() + bits[levels:].sum()
