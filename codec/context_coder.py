@@ -53,13 +53,13 @@ def _model(table: int):
     return constriction.stream.model.Categorical(counts.astype(np.float64), perfect=False)
 
 
-def _runs(tables: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _runs(tables: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The coding order of a pass's values: ``(order, table of each run, run lengths)``,
     ``order`` sorting them by table (stably, so encoder and decoder agree)."""
-    order = np.argsort(tables, kind="stable")
-    sorted_tables = tables[order]
-    starts = np.flatnonzero(np.diff(sorted_tables, prepend=-1))
-    return order, sorted_tables[starts], np.diff(np.append(starts, tables.size))
+    order = torch.argsort(tables, stable=True).numpy()
+    counts = torch.bincount(tables).numpy()
+    run_tables = np.flatnonzero(counts)
+    return order, run_tables, counts[run_tables]
 
 
 class _Passes:
@@ -77,17 +77,17 @@ class _Passes:
             for phase in range(PHASES):
                 yield t, phase
 
-    def context(self, t: int, phase: int) -> tuple[np.ndarray, np.ndarray]:
+    def context(self, t: int, phase: int) -> tuple[torch.Tensor, np.ndarray]:
         columns = phase_columns(self.values, self.coarser, self.previous, t, phase, self.model.inputs)
         count = self.values.shape[0] * phase_size(*self.values.shape[2:], phase)
         tables, means = self.model.table_indices(columns, phase, self.level, count)
-        return tables.numpy(), means.numpy()
+        return tables, means.numpy()
 
     def truth(self, values: np.ndarray, t: int, phase: int) -> np.ndarray:
         return phase_values(torch.from_numpy(values[:, t]), phase).numpy().astype(np.int64)
 
     def fill(self, t: int, phase: int, values: np.ndarray) -> None:
-        fill_phase(self.values[:, t], phase, torch.from_numpy(values.astype(np.float64)))
+        fill_phase(self.values[:, t], phase, torch.from_numpy(values))  # copy_ converts to float64
 
 
 def encode_level(values: np.ndarray, coarser: np.ndarray | None, previous: np.ndarray | None,
@@ -137,23 +137,24 @@ def decode_level(blob: bytes, shape: tuple[int, ...], coarser: np.ndarray | None
         t1 = clock()
         order, run_tables, run_lengths = _runs(tables)
         try:
-            parts = [np.asarray(coder.decode(_model(int(table)), int(n)), np.int64)
-                     for table, n in zip(run_tables, run_lengths)]
+            parts = [coder.decode(_model(int(table)), int(n)) for table, n in zip(run_tables, run_lengths)]
         except (ValueError, RuntimeError) as e:
             raise BitstreamError(f"context-coded level is damaged ({e})") from None
-        in_order = np.concatenate(parts) if parts else np.zeros(0, np.int64)
-        symbols = np.empty(tables.size, np.int64)
-        symbols[order] = in_order
-        residual = symbols - RANGE - 1
+        in_order = np.concatenate(parts) if parts else np.zeros(0, np.int32)
         escaped = order[(in_order == ESCAPE_LOW) | (in_order == ESCAPE_HIGH)]
-        if used + escaped.size > excess.size:
-            raise BitstreamError("context-coded level has more escapes than it stores")
-        extra = excess[used:used + escaped.size] + RANGE + 1
-        used += escaped.size
-        residual[escaped] = np.where(symbols[escaped] == ESCAPE_LOW, -extra, extra)
-        decoded = means + residual
-        if decoded.size and (decoded.min() < INT32_MIN or decoded.max() > INT32_MAX):
-            raise BitstreamError("context-coded level overflows int32")
+        symbols = np.empty(tables.numel(), np.int32)
+        symbols[order] = in_order
+        # means and table residuals are far inside int32; escaped values are checked in int64
+        decoded = means + (symbols - (RANGE + 1))
+        if escaped.size:
+            if used + escaped.size > excess.size:
+                raise BitstreamError("context-coded level has more escapes than it stores")
+            extra = excess[used:used + escaped.size] + RANGE + 1
+            used += escaped.size
+            exact = means[escaped] + np.where(symbols[escaped] == ESCAPE_LOW, -extra, extra)
+            if exact.min() < INT32_MIN or exact.max() > INT32_MAX:
+                raise BitstreamError("context-coded level overflows int32")
+            decoded[escaped] = exact
         passes.fill(t, phase, decoded)
         if seconds is not None:
             seconds["context"] = seconds.get("context", 0.0) + t1 - t0

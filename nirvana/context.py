@@ -64,7 +64,7 @@ MEAN_FRACTIONS = 4  # the mean is rounded to quarters
 RANGE = 24  # residuals in -RANGE..RANGE are table symbols; the rest are escaped
 TABLE_TOTAL = 1 << 16  # frequencies of a table sum to about this
 PHASES = 3
-CHUNK = 1 << 17  # cells the integer MLP evaluates at a time
+CHUNK = 1 << 16  # cells the integer MLP evaluates at a time
 
 
 SPATIAL, TEMPORAL, COARSER, PREVIOUS = 1, 2, 4, 8  # bits of a config's ``context_inputs``
@@ -242,7 +242,7 @@ class FixedPointContext:
 
     def table_indices(self, lattices: list[list[torch.Tensor | None]], phase: int, level: int,
                       count: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(table, floor_mu)`` (int64) of the ``count`` cells of a pass, from its
+        """``(table, floor_mu)`` (int16, int32) of the ``count`` cells of a pass, from its
         integer-valued float64 :func:`phase_columns`.
 
         ``table`` in ``0 .. MEAN_FRACTIONS·SCALES - 1`` selects :func:`frequency_table`
@@ -253,25 +253,31 @@ class FixedPointContext:
         bias = (self.b1 + (self.w1[:, 8] if phase == 1 else 0) + (self.w1[:, 9] if phase == 2 else 0))[:, None]
         w1 = self.w1[:, present]
 
-        def blocks():  # up to CHUNK cells at a time: few operations, temporaries of a few MB
-            if not present:
-                yield torch.zeros(0, count, dtype=torch.float64)
-                return
-            for columns in lattices:
-                used = [columns[k] for k in present]
-                channels, rows, width = used[0].shape
-                step = max(1, CHUNK // max(1, width))
-                for c in range(channels):
-                    for r in range(0, rows, step):
-                        yield torch.stack([x[c, r:r + step] for x in used]).reshape(len(used), -1)
+        table = torch.empty(count, dtype=torch.int16)
+        mean = torch.empty(count, dtype=torch.int32)
+        if not present:
+            self._evaluate(bias, w1, torch.zeros(0, count, dtype=torch.float64), level, table, mean)
+            return table, mean
+        start = 0
+        for columns in lattices:  # up to CHUNK cells at a time: few operations, temporaries of a few MB
+            used = [columns[k] for k in present]
+            channels, rows, width = used[0].shape
+            step = max(1, CHUNK // max(1, width))
+            buffer = torch.empty(len(used), min(step, rows) * width, dtype=torch.float64)
+            for c in range(channels):
+                for r in range(0, rows, step):
+                    block = [x[c, r:r + step] for x in used]
+                    n = block[0].numel()
+                    x = buffer[:, :n]
+                    torch.stack(block, out=x.view(len(used), *block[0].shape))
+                    self._evaluate(bias, w1, x, level, table[start:start + n], mean[start:start + n])
+                    start += n
+        return table, mean
 
-        results = [self._evaluate(bias, w1, x, level) for x in blocks()]
-        if not results:  # a pass without cells
-            return torch.zeros(0, dtype=torch.int16), torch.zeros(0, dtype=torch.int64)
-        return torch.cat([t for t, _ in results]), torch.cat([m for _, m in results])
-
-    def _evaluate(self, bias: torch.Tensor, w1: torch.Tensor, x: torch.Tensor,
-                  level: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _evaluate(self, bias: torch.Tensor, w1: torch.Tensor, x: torch.Tensor, level: int,
+                  table: torch.Tensor, mean: torch.Tensor) -> None:
+        """Write the tables and ``floor(mu)`` of the cells of features ``x`` into ``table``
+        and ``mean``."""
         one = float(1 << FRACTION_BITS)
         # floor(v / 2^F) of integer-valued float64 v: the product by a power of two is exact,
         # so this is floor division, several times faster than torch.floor_divide on floats
@@ -281,10 +287,12 @@ class FixedPointContext:
         half = float(1 << (FRACTION_BITS - 1))
         mean4 = (out[0] * 4 + half).mul_(down).floor_().clamp_(-MEAN_LIMIT, MEAN_LIMIT)
         log4 = ((out[1] + self.offsets[level]) * 4 + half).mul_(down).floor_()
-        scale = (log4 - LOG2_SCALE_MIN * 4).clamp_(0, SCALES - 1).to(torch.int16)
-        mean4 = mean4.to(torch.int64)
-        table = torch.remainder(mean4, MEAN_FRACTIONS).to(torch.int16) * SCALES + scale
-        return table, torch.div(mean4, MEAN_FRACTIONS, rounding_mode="floor")
+        scale = log4.sub_(LOG2_SCALE_MIN * 4).clamp_(0, SCALES - 1)
+        # floor(mean4 / 4) and mean4 mod 4 in float64: exact for integers this small, and
+        # cheaper than integer division
+        quotient = (mean4 * (1 / MEAN_FRACTIONS)).floor_()
+        mean.copy_(quotient)
+        table.copy_(mean4.sub_(quotient * MEAN_FRACTIONS).mul_(SCALES).add_(scale))
 
 
 @lru_cache(maxsize=None)

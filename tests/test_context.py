@@ -71,12 +71,12 @@ def test_integer_path_ignores_batching_and_threads():
     _, _, model = random_model(7)
     level = torch.from_numpy(smooth_level(8, (2, 2, 17, 13)).astype(np.float64))
     lattices = phase_columns(level, None, level, t=1, phase=2)
-    whole = model.table_indices(lattices, 2, 1, 0)
+    whole = model.table_indices(lattices, 2, 1, sum(columns[0].numel() for columns in lattices))
     threads = torch.get_num_threads()
     try:  # the same cells, a few rows at a time, on one thread
         torch.set_num_threads(1)
         pieces = [model.table_indices([[None if c is None else c[ch:ch + 1, i:i + 2] for c in columns]],
-                                      2, 1, 0)
+                                      2, 1, columns[0][ch:ch + 1, i:i + 2].numel())
                   for columns in lattices for ch in range(2) for i in range(0, columns[0].shape[1], 2)]
     finally:
         torch.set_num_threads(threads)
