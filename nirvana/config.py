@@ -179,7 +179,8 @@ def check_fit_values(cfg: FitConfig) -> None:
             raise ValueError(f"fit setting {f.name} = {value!r} is invalid; it takes {wanted}")
 
 # Budgets per network kind. The grid kind trains with noise for the first half of each budget,
-# then straight-through rounding, at a constant learning rate, to the end of its budget. Its
+# then straight-through rounding, to the end of its budget, its learning rate falling on a
+# cosine from lr to lr / 20 over the whole budget (KIND_DEFAULTS). Its
 # one-layer synthesis network (no convolutions) trains about 1.4x faster per iteration than
 # the earlier two layers + two convolutions, which paid for 1.5x the iterations: -16 % BD-rate
 # on carphone (benchmarks/results/ablation_lean_carphone.md).
@@ -201,7 +202,9 @@ KIND_DEFAULTS: dict[str, dict] = {
     # bigbuckbunny 320x180 -28.3 % (ablation_distortion_*.md), carphone +3.3 % (48 frames) and
     # +6.5 % (120 frames, rd_distortion_carphone.md)
     # reference_weight 4: carphone -16.2 % BD-rate against 1 (benchmarks/results/rd_refw4_carphone.md)
-    "grid": dict(lr=0.01, residual_lr=0.005, step_lr=0.01, noise_fraction=0.5, schedule="constant",
+    # schedule cosine: a warm group's straight-through rounding settles instead of flipping
+    # integers to its last iteration (benchmarks/results/screen_cosine_*.md, rd_cosine_*.md)
+    "grid": dict(lr=0.01, residual_lr=0.005, step_lr=0.01, noise_fraction=0.5, schedule="cosine",
                  patience=10**9, distortion="psnr", reference_weight=4.0),
 }
 
