@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.warm_groups import fit_and_pack, read_frames
+from codec.schedule import keep_freed_memory
 from codec.video import open_video
 from nirvana.config import check_names, check_ranges, fit_config
 from nirvana.fit import LOG_MSE_SCALE
@@ -119,6 +120,7 @@ def main() -> None:
     parser.add_argument("--tag", default="screen")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as the encoder does, so that the seconds compare
     try:
         variants = json.loads(args.variants)
     except json.JSONDecodeError as error:

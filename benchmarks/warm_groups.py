@@ -23,6 +23,7 @@ import torch
 
 from codec.bitstream import GroupPayload, pack_group
 from codec.bitstream.group import ContextLayout
+from codec.schedule import keep_freed_memory
 from codec.video import open_video
 from nirvana.config import FitConfig, fit_config
 from nirvana.fit import GroupFitter
@@ -73,6 +74,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as the encoder does, so that the seconds compare
     fit_overrides, net_overrides = json.loads(args.fit), json.loads(args.net)
 
     frames = read_frames(args.clip, args.start, args.frames)

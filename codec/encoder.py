@@ -37,7 +37,7 @@ from codec.errors import InputError
 from codec.options import check_options, check_outputs, check_plan, check_resume
 from codec.progress import progress_bar
 from codec.resume import SegmentStore, manifest, segment_store
-from codec.schedule import Placement, configure_device, placement, run_segments
+from codec.schedule import Placement, configure_device, keep_freed_memory, placement, run_segments
 from codec.tempfiles import write_atomic
 from codec.video import VideoWriter, open_video
 from nirvana.config import FitConfig, check_names, fit_config
@@ -210,6 +210,7 @@ def _fit_segment(job: _Job, on_group: Callable[[GroupStats], None] | None = None
     """Fit and pack every group of one segment, in order; ``on_step(first frame of the group,
     iteration, PSNR)`` reports progress inside a group."""
     torch.set_num_threads(job.threads)
+    keep_freed_memory()
     configure_device(job.device)
     seg = job.segment
     out = []

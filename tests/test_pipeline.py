@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 
@@ -221,3 +222,33 @@ def test_distortion_option_reaches_the_fit(tmp_path):
         assert json.loads((tmp_path / f"{name}.json").read_text())["fit"]["distortion"] == (
             "mse" if extra else "psnr")
     assert files["default"].read_bytes() != files["mse"].read_bytes()
+
+
+def test_training_keeps_freed_memory_in_the_process(monkeypatch):
+    """glibc is asked to keep freed blocks up to 32 MB (the mmap threshold) and 1 GB of free
+    memory (the trim threshold); anything else, or a libc without mallopt, is reported."""
+    import ctypes
+
+    from codec import schedule
+
+    calls, answer = [], [1]
+
+    class Libc:
+        def mallopt(self, param, value):
+            calls.append((param, value))
+            return answer[0]
+
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: Libc())
+    assert schedule.keep_freed_memory()
+    assert calls == [(-3, 32 << 20), (-1, 1 << 30)]
+    answer[0] = 0  # refused
+    assert not schedule.keep_freed_memory()
+
+    def missing(name):
+        raise OSError(f"{name}: cannot open shared object file")
+
+    monkeypatch.setattr(ctypes, "CDLL", missing)
+    assert not schedule.keep_freed_memory()
+    monkeypatch.undo()
+    if platform.libc_ver()[0] == "glibc":  # the real allocator takes them
+        assert schedule.keep_freed_memory()
