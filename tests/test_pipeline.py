@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import platform
@@ -227,8 +228,6 @@ def test_distortion_option_reaches_the_fit(tmp_path):
 def test_training_keeps_freed_memory_in_the_process(monkeypatch):
     """glibc is asked to keep freed blocks up to 32 MB (the mmap threshold) and 1 GB of free
     memory (the trim threshold); anything else, or a libc without mallopt, is reported."""
-    import ctypes
-
     from codec import schedule
 
     calls, answer = [], [1]
