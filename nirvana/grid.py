@@ -45,7 +45,7 @@ import torch
 from torch.nn import functional as F
 
 from .config import check_ranges, spec
-from .context import context_shapes
+from .context import CONTEXT_TENSORS, context_shapes
 from .motion import displacements, motion_shape, shift, to_reference
 
 SYNTH_PIXELS = 1 << 18  # pixels (whole frames, at least one) synthesized at a time
@@ -126,6 +126,23 @@ def context_start(cfg: GridConfig) -> int | None:
     return cfg.levels + 2 * (cfg.layers + 1) + 2 * cfg.convs
 
 
+def motion_index(cfg: GridConfig) -> int | None:
+    """Index of the motion tensor in file order; None without motion."""
+    if not cfg.motion:
+        return None
+    return cfg.levels + 2 * (cfg.layers + 1) + 2 * cfg.convs + (CONTEXT_TENSORS if cfg.context else 0)
+
+
+def context_layout(cfg: GridConfig) -> tuple[int, int, int, int | None] | None:
+    """Where the context-coded tensors sit (:attr:`nirvana.kinds.Kind.context_layout`): the
+    grid levels and the context model's first tensor (0 and 0 without one), the model's
+    inputs, and the motion tensor; None if there are none."""
+    if not cfg.context and not cfg.motion:
+        return None
+    levels, start = (cfg.levels, context_start(cfg)) if cfg.context else (0, 0)
+    return levels, start, cfg.context_inputs, motion_index(cfg)
+
+
 def upsample_levels(grids: list[torch.Tensor], group_size: int, height: int, width: int,
                     frames: slice = slice(None)) -> torch.Tensor:
     """Grid levels ``(C, T_l, H_l, W_l)`` → features ``(n, levels·C, H, W)`` of the group's
@@ -193,8 +210,14 @@ def _pixel_layers(features: torch.Tensor, weights: list[torch.Tensor], cfg: Grid
             x = F.relu(x)
     x = x.view(n, -1, height, width)
     convs = weights[2 * n_linear:]
-    for i in range(cfg.convs):
-        x = x + F.conv2d(F.relu(x), convs[2 * i], convs[2 * i + 1], padding=1)
+    # oneDNN picks its convolution kernel by CPU (with AVX512-FP16 the sums come out in
+    # another order): torch's own kernel gives the same pixels on every CPU we have tried
+    onednn, torch.backends.mkldnn.enabled = torch.backends.mkldnn.enabled, False
+    try:
+        for i in range(cfg.convs):
+            x = x + F.conv2d(F.relu(x), convs[2 * i], convs[2 * i + 1], padding=1)
+    finally:
+        torch.backends.mkldnn.enabled = onednn
     return x
 
 
