@@ -34,6 +34,7 @@ import csv
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -279,7 +280,8 @@ def _codec_point(
     stats_dir: str | os.PathLike[str] | None = None,
 ) -> Point:
     """Encode, decode losslessly and evaluate one quality point of this codec; with
-    ``stats_dir``, the encode's per-group stats go to ``<stats_dir>/<clip>_q<quality>.json``."""
+    ``stats_dir``, the encode's per-group stats go to ``<stats_dir>/<clip>_q<quality>.json``
+    and its file is kept beside them as ``<clip>_q<quality>.nirv``."""
     stats = None if stats_dir is None else Path(stats_dir) / f"{clip.label}_q{quality:g}.json"
     with tempfile.TemporaryDirectory(prefix="nirvana-rd-") as tmp:
         nirv, decoded = Path(tmp) / "clip.nirv", Path(tmp) / "decoded.mkv"
@@ -288,6 +290,8 @@ def _codec_point(
                            **clip.reader_options(), **options)
         dec = codec.decode(nirv, decoded, lossless=True, device=device.split(",")[0])
         scores = evaluate(decoded, clip.path, nirv=nirv, **clip.reader_options())
+        if stats is not None:
+            shutil.copyfile(nirv, stats.with_suffix(".nirv"))
     data = {**scores, "bytes": scores["file_bytes"], "encode_seconds": enc.seconds,
             "decode_seconds": dec.seconds}
     return _point(clip.label, codec_method(model), "quality", quality, data)
@@ -438,7 +442,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--update", action="store_true",
                         help="keep other clips' points already in rd_<tag>.json")
     parser.add_argument("--stats", metavar="DIR",
-                        help="also write each encode's per-group stats to DIR/<clip>_q<quality>.json")
+                        help="also write each encode's per-group stats to DIR/<clip>_q<quality>.json "
+                             "and keep its file as DIR/<clip>_q<quality>.nirv")
     args = parser.parse_args(argv)
     if not args.anchors_only and not args.qualities:
         parser.error("give --qualities for this codec, or --anchors-only")

@@ -231,9 +231,8 @@ def _fit_segment(job: _Job, on_group: Callable[[GroupStats], None] | None = None
             fit = fitter.fit(frames, key=local == 0 or cut, group_index=index, progress=step)
             payload = GroupPayload(fit.key, group.shape[0], fit.iterations, fit.psnr,
                                    fit.latents, fit.steps)
-            residuals = prev is not None and job.fit.residual_coding
-            data = pack_group(payload, prev.latents if residuals else None, context,
-                              None if prev is None else prev.scales)
+            data = pack_group(payload, None if prev is None else prev.latents, context,
+                              None if prev is None else prev.scales, residuals=job.fit.residual_coding)
             prev = payload
             stats = GroupStats(index, fit.key, first_frame, group.shape[0], fit.iterations, fit.psnr,
                                fit.frame_psnrs, len(data), payload.weight_bytes, payload.side_bytes,

@@ -9,7 +9,8 @@ family of group networks, in one record:
 * the shapes of its tensors in file order, for a group size and frame size;
 * its decode-side render (this package's shape-and-render modules, no training code), and
   whether a warm group's render reads the previous group's last decoded frame (motion);
-* where its context model sits, if it has one (:mod:`nirvana.context`);
+* where its context-coded tensors sit, if it has any: the context model's grid levels
+  (:mod:`nirvana.context`) and the motion tensor (:mod:`codec.motion_coder`);
 * its trainer, named as ``module:factory`` and imported only by the encoder.
 
 Kinds: ``siren`` (the paper's coordinate network, :mod:`nirvana.network`) and ``grid``
@@ -61,7 +62,8 @@ class Kind:
     render_groups: Callable[..., torch.Tensor]
     uses_reference: Callable[[Any], bool]  # (cfg): whether render reads the references
     macs_per_pixel: Callable[[Any, int, int, int], float]  # (cfg, G, H, W): decode work
-    context_layout: Callable[[Any], tuple[int, int, int] | None]  # (levels, first tensor, inputs)
+    # (context-coded levels, first context tensor, its inputs, motion tensor or None), or None
+    context_layout: Callable[[Any], tuple[int, int, int, int | None] | None]
     trainer: str  # "module:factory" of the encoder's trainable model
 
     def make_model(self, *args, **kwargs):
@@ -152,8 +154,7 @@ GRID = Kind(
     tensor_shapes=grid.tensor_shapes, render_groups=_grid_render,
     uses_reference=lambda cfg: cfg.motion > 0,
     macs_per_pixel=lambda cfg, g, h, w: cfg.macs_per_pixel(),
-    context_layout=lambda cfg: ((cfg.levels, grid.context_start(cfg), cfg.context_inputs)
-                                if cfg.context else None),
+    context_layout=grid.context_layout,
     trainer="nirvana.grid_model:GridNet",
 )
 

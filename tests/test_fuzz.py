@@ -83,10 +83,11 @@ def test_random_mutants_of_every_family_are_refused_or_decoded(bases, tmp_path):
     assert Counter(m.family for m, _ in results) == {f: RANDOM_PER_FAMILY for f in fuzz.FAMILIES}
 
 
-@pytest.mark.parametrize("index", [2, 3, 4, 6], ids=["v2-context", "v3-compact", "v3-subpel", "v5-cut"])
+@pytest.mark.parametrize("index", [2, 3, 4, 6, 7],
+                         ids=["v2-context", "v3-compact", "v3-subpel", "v5-cut", "v6-motion"])
 def test_mutants_of_context_coded_groups_are_refused_or_decoded(bases, tmp_path, index):
     """The golden files with context-coded levels (fixed and compact tensor tables, motion,
-    groups ended at a cut; v4's cut file, whose payloads are v3's, is left to the benchmark):
+    context-coded motion, groups ended at a cut; v4's cut file, whose payloads are v3's, is left to the benchmark):
     their payload fields at every bound, and random mutants (the benchmark runs all of their
     exhaustive ones)."""
     context = bases[index]

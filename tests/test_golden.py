@@ -27,9 +27,11 @@ GOLDEN = {
     # version 5: the same encode as v4's (later encoder), short record lengths, packed raw
     # blobs, ANS words without trailing zero bytes
     "golden_v5.nirv": (5, "grid", (160, 96, 8), "d80ef3d0221b22b1d629abb7bb9eeca9"),
+    # version 6: the same recipe (later encoder), every motion tensor context-coded
+    "golden_v6.nirv": (6, "grid", (160, 96, 8), "def6f36ca0fadc5bdb834dbbbd2a08d8"),
 }
 CONTEXT_CODED = {"golden_v2_context.nirv", "golden_v3.nirv", "golden_v3_subpel.nirv", "golden_v4_cut.nirv",
-                 "golden_v5.nirv"}
+                 "golden_v5.nirv", "golden_v6.nirv"}
 
 
 def _make_golden():
@@ -48,7 +50,7 @@ def test_golden_file_decodes_to_its_md5(name):
     assert _make_golden().decoded_md5(DATA / name) == md5
 
 
-@pytest.mark.parametrize("name", ["golden_v4_cut.nirv", "golden_v5.nirv"])
+@pytest.mark.parametrize("name", ["golden_v4_cut.nirv", "golden_v5.nirv", "golden_v6.nirv"])
 def test_golden_groups_follow_the_cut_and_decode_from_it(name):
     import torch
 

@@ -3,12 +3,12 @@
 All integers are little-endian; ``u8/u16/u32/u64`` are unsigned, ``f16/f32`` IEEE floats.
 CRC32 is zlib's (``zlib.crc32``). Offsets are from the start of the file.
 
-File (format version 5), written by :class:`NirvWriter`, read by :class:`NirvReader`::
+File (format version 6), written by :class:`NirvWriter`, read by :class:`NirvReader`::
 
     prelude (8 + header size + 4 bytes; written last, by seeking back: the header is final
     only at the end, and its size is known from the start)
       0   4s   magic            b"NIRV"
-      4   u16  version          5 (1 to 4 are still read; a reader refuses newer versions
+      4   u16  version          6 (1 to 5 are still read; a reader refuses newer versions
                                 and asks for an upgrade)
       6   u16  header size      S
       8   ...  header           see "Header" below (S bytes)
@@ -67,7 +67,7 @@ Header, version 1 (38 bytes; siren only, read but no longer written)::
     patch_size u16  key_interval u16  hidden u16  hidden_layers u8  channels u16  w0 f32
     num_groups u32
 
-Group payload, versions 3 to 5 (:mod:`.group`), for every kind; T = number of tensors in the
+Group payload, versions 3 to 6 (:mod:`.group`), for every kind; T = number of tensors in the
 kind's file order (``nirvana.kinds``: for ``siren`` the stem, conv and bias weights; for
 ``grid`` the latent levels from the finest, then the synthesis weights, the context model's
 and, with motion, the motion tensor: int32 ``(G, 2, ceil(H / B), ceil(W / B))``, scale 1,
@@ -85,7 +85,8 @@ key group such a frame adds the change of the synthesis output, see :func:`nirva
     f32    psnr        encoder's PSNR of this group's reconstruction (stats)
     varint T
     T x  (u8 mode      bits 0-1: the coding mode, as in version 2 below (0 intra, 1 residual,
-                       2 carried, 3 context); bit 2: a scale follows; bits 3-7 (version 5
+                       2 carried, 3 context: a grid level's context blob, or from version 6
+                       on the motion tensor's motion blob); bit 2: a scale follows; bits 3-7 (version 5
                        on; before, 0): S = min(blob length, 31)
           [f32 scale]  quantization step, weight = latent * scale; without bit 2 the previous
                        group's scale of the same tensor (never in a key group)
@@ -147,6 +148,15 @@ in fixed point from already decoded values::
 The context model's weights are tensors of the group like the synthesis weights (file order:
 w1, b1, w2, b2, per-level offsets), coded by the blobs above. A payload decodes its
 non-context tensors first, then its context-coded levels from the coarsest.
+
+Motion blob (mode 3 on the motion tensor, version 6 on; :mod:`codec.motion_coder`): per
+frame, axis and checkerboard phase, each value's zero flag, then for the nonzero ones their
+signs and magnitudes, under contexts read from values decoded before, with integer counts
+that start at 1 plus, in a warm group, half of the previous group's motion counts, and grow
+by every pass (nothing of the model is stored)::
+
+    varint escapes (<= the tensor's value count), varint length, entropy blob (above) of the
+    escaped magnitudes' excess (|v| - 8), u32 words: ANS of flags, signs and magnitudes
 
 Example:
     >>> from codec.bitstream import Header, NirvReader, NirvWriter, pack_group, unpack_group

@@ -7,7 +7,9 @@ replaced by the last one: the previous group's latest state), whichever blob is 
 the choice is stored per tensor. Where the network has a context model (``context``, a
 :class:`ContextLayout`), a grid level may also be coded by it (:mod:`codec.context_coder`),
 in key groups too; such levels are decoded last, from the coarsest, because each one's
-context reads the next-coarser level. Since format version 3 the tensor table is compact:
+context reads the next-coarser level. Since format version 6 the motion tensor may be coded
+with adaptive context counts (:mod:`codec.motion_coder`), seeded in a warm group by the
+previous group's motion. Since format version 3 the tensor table is compact:
 varint lengths, a scale only where it differs from the previous group's (warm groups keep
 their steps), and an empty blob for an all-zero tensor or residual; since version 5 a blob
 length below 31 sits in its record's mode byte. Byte layout: see :mod:`codec.bitstream`.
@@ -32,6 +34,7 @@ import numpy as np
 from codec.context_coder import decode_level, encode_level
 from codec.entropy import INT32_MAX, INT32_MIN, BlobReader, decode_ints, encode_ints, split_sizes, varint
 from codec.errors import BitstreamError
+from codec.motion_coder import decode_motion, encode_motion
 from nirvana.context import ALL_INPUTS, CONTEXT_TENSORS, FixedPointContext
 from nirvana.kinds import KINDS
 
@@ -39,6 +42,7 @@ INTRA, RESIDUAL, CARRIED, CONTEXT = 0, 1, 2, 3
 KEY_FLAG = 0x01
 COMPACT = 3  # the first format version with compact payloads
 SHORT_LENGTHS = 5  # the first with blob lengths in the mode byte (written since)
+MOTION_CONTEXT = 6  # the first with a context-coded motion tensor
 SCALE_FLAG = 0x04  # compact record: a scale follows its mode byte
 _MODE_BITS = 0x03
 LENGTH_SHIFT = 3  # version 5 on: a record's mode byte holds min(blob length, LONG) above bit 2
@@ -52,12 +56,14 @@ U32_MAX = 2**32 - 1
 
 @dataclass(frozen=True)
 class ContextLayout:
-    """Where a network's context model sits: tensors ``0 .. levels - 1`` are its grid levels
-    (finest first) and the context model's tensors start at ``start``."""
+    """Where a network's context-coded tensors sit: tensors ``0 .. levels - 1`` are its grid
+    levels (finest first; ``levels`` is 0 without a context model), the context model's
+    tensors start at ``start``, and ``motion`` is the motion tensor's index (or None)."""
 
     levels: int
     start: int
     inputs: int = ALL_INPUTS  # the features it reads (nirvana.context)
+    motion: int | None = None
 
     @classmethod
     def of(cls, kind: str, network) -> ContextLayout | None:
@@ -89,10 +95,12 @@ class GroupPayload:
 
 
 def pack_group(g: GroupPayload, prev: list[np.ndarray] | None,
-               context: ContextLayout | None = None, prev_scales: list[float] | None = None) -> bytes:
+               context: ContextLayout | None = None, prev_scales: list[float] | None = None,
+               residuals: bool = True) -> bytes:
     """Serialize ``g`` (the current format version's compact payload); non-key groups may
-    code tensors as residuals against ``prev`` and leave out the scales equal to
-    ``prev_scales``, and grid levels may be coded by the context model of ``context``.
+    code tensors as residuals against ``prev`` (unless ``residuals`` is False) and leave
+    out the scales equal to ``prev_scales``; grid levels may be coded by the context model of
+    ``context``, and its motion tensor with counts seeded by ``prev``'s motion.
 
     Fills ``g.modes``, the byte counts and ``g.tensor_bytes``. Example: see the module doc.
     """
@@ -103,9 +111,9 @@ def pack_group(g: GroupPayload, prev: list[np.ndarray] | None,
     for name, other in (("prev", prev), ("prev_scales", prev_scales)):
         if other is not None and len(other) != len(g.latents):
             raise ValueError(f"{name} has {len(other)} tensors, the group {len(g.latents)}")
-    reference = None if g.is_key else prev
+    reference = None if g.is_key or not residuals else prev
     inherited = None if g.is_key else prev_scales
-    model = None if context is None else context.model(g.latents, g.scales)
+    model = None if context is None or not context.levels else context.model(g.latents, g.scales)
     blobs, records, g.modes = [], [], []
     for i, (latent, scale) in enumerate(zip(g.latents, g.scales)):
         if not math.isfinite(scale):
@@ -115,6 +123,10 @@ def pack_group(g: GroupPayload, prev: list[np.ndarray] | None,
             coarser = g.latents[i + 1] if i + 1 < context.levels else None
             coded = encode_level(latent, coarser, None if reference is None else reference[i],
                                  model, i)
+            if len(coded) < len(blob):
+                mode, blob = CONTEXT, coded
+        if context is not None and i == context.motion:
+            coded = encode_motion(latent, None if g.is_key or prev is None else prev[i])
             if len(coded) < len(blob):
                 mode, blob = CONTEXT, coded
         if blob == _ZERO_BLOB:
@@ -140,7 +152,7 @@ def pack_group(g: GroupPayload, prev: list[np.ndarray] | None,
 def unpack_group(
     data: bytes, shapes: list[tuple[int, ...]], prev: list[np.ndarray] | None,
     context: ContextLayout | None = None, prev_scales: list[float] | None = None,
-    version: int = SHORT_LENGTHS,
+    version: int = MOTION_CONTEXT,
 ) -> GroupPayload:
     """Parse a payload of format ``version`` (:func:`pack_group` writes the current one),
     rebuilding exact int32 latents of ``shapes``; ``prev`` and ``prev_scales`` are the
@@ -167,7 +179,15 @@ def unpack_group(
         g.modes.append(mode)
         g.tensor_bytes.append(length + record_bytes)
         g.weight_bytes += _weight_bytes(mode, blobs[i])
-        if mode == CONTEXT:
+        if mode == CONTEXT and context is not None and i == context.motion:
+            if version < MOTION_CONTEXT:
+                raise BitstreamError(f"tensor {i} (motion) has an unknown coding mode {mode}")
+            previous = None if g.is_key else _previous(prev, i, tuple(shapes[i]))
+            try:
+                g.latents.append(decode_motion(blobs[i], tuple(shapes[i]), previous))
+            except BitstreamError as e:
+                raise BitstreamError(f"tensor {i}: {e}") from None
+        elif mode == CONTEXT:
             if context is None or i >= context.levels:
                 raise BitstreamError(f"tensor {i} is context-coded but is no grid level of a "
                                      "network with a context model")
@@ -175,7 +195,7 @@ def unpack_group(
         else:
             g.latents.append(_decode_tensor(i, blobs[i], mode, scale, tuple(shapes[i]), g.is_key, prev,
                                             empty_is_zero=version >= COMPACT))
-    if CONTEXT in g.modes:
+    if CONTEXT in g.modes[:context.levels if context else 0]:
         model = context.model(g.latents, g.scales)
         for i in reversed(range(context.levels)):
             if g.modes[i] == CONTEXT:
@@ -242,6 +262,13 @@ def _checked_head(flags: int, num_frames: int, iterations: int, psnr: float, cou
     if count != expected:
         raise BitstreamError(f"group holds {count} tensors, the network has {expected}")
     return GroupPayload(bool(flags & KEY_FLAG), num_frames, iterations, psnr, [], [])
+
+
+def _previous(prev: list[np.ndarray] | None, i: int, shape: tuple[int, ...]) -> np.ndarray:
+    """The previous group's tensor ``i``, which a warm group's tensor of ``shape`` refers to."""
+    if prev is None or i >= len(prev) or prev[i].shape != shape:
+        raise BitstreamError(f"tensor {i} refers to the previous group, but no matching one is given")
+    return prev[i]
 
 
 def _weight_bytes(mode: int, blob: bytes) -> int:

@@ -1,0 +1,109 @@
+"""The motion tensor's context coder (codec.motion_coder) and its mode in group payloads."""
+
+import numpy as np
+import pytest
+
+from codec.bitstream import GroupPayload, pack_group, unpack_group
+from codec.bitstream.group import CONTEXT, INTRA, SHORT_LENGTHS, ContextLayout
+from codec.entropy import encode_ints
+from codec.errors import BitstreamError
+from codec.motion_coder import decode_motion, encode_motion
+
+
+def clustered_motion(seed: int, shape=(8, 2, 9, 11), escapes: bool = True) -> np.ndarray:
+    """Like a real motion tensor: zero but for a few regions where blocks change together."""
+    rng = np.random.default_rng(seed)
+    motion = np.zeros(shape, np.int32)
+    for t in range(shape[0]):
+        for _ in range(rng.integers(0, 3)):
+            y, x = rng.integers(0, shape[2] - 2), rng.integers(0, shape[3] - 2)
+            region = (t, slice(None), slice(y, y + rng.integers(2, 5)), slice(x, x + rng.integers(2, 6)))
+            motion[region] = rng.integers(-2, 3, motion[region].shape)
+    if escapes:
+        motion[2, 1, 4, 5], motion[5, 0, 0, 0] = 40, -255
+    return motion
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_round_trip_with_and_without_the_previous_group(seed):
+    motion, previous = clustered_motion(seed), clustered_motion(seed + 100)
+    for prev in (None, previous):
+        blob = encode_motion(motion, prev)
+        assert decode_motion(blob, motion.shape, prev).tolist() == motion.tolist()
+
+
+def test_round_trip_of_extremes_and_odd_shapes():
+    rng = np.random.default_rng(5)
+    for shape in [(1, 2, 1, 1), (3, 2, 1, 7), (2, 2, 5, 1), (4, 2, 6, 6)]:
+        motion = rng.integers(-300, 301, shape).astype(np.int32)
+        motion.flat[0] = 2**31 - 1
+        motion.flat[-1] = -(2**31) + 1
+        assert decode_motion(encode_motion(motion, None), shape, None).tolist() == motion.tolist()
+    zeros = np.zeros((8, 2, 9, 11), np.int32)
+    assert decode_motion(encode_motion(zeros, None), zeros.shape, None).tolist() == zeros.tolist()
+
+
+def test_clustered_motion_costs_less_than_one_table():
+    motions = [clustered_motion(seed, escapes=False) for seed in range(6)]
+    context = sum(len(encode_motion(m, p)) for m, p in zip(motions, [None] + motions[:-1]))
+    table = sum(len(encode_ints(m)) for m in motions)
+    assert context < 0.9 * table
+
+
+def test_the_previous_group_seeds_the_counts():
+    motion = clustered_motion(1, escapes=False)
+    assert len(encode_motion(motion, motion)) < len(encode_motion(motion, None))
+    # the decoder must be given the same previous group: another one decodes other values or fails
+    blob = encode_motion(motion, motion)
+    try:
+        wrong = decode_motion(blob, motion.shape, None)
+    except BitstreamError:
+        return
+    assert wrong.tolist() != motion.tolist()
+
+
+def test_damaged_blobs_end_in_a_bitstream_error_or_values_of_the_shape():
+    motion = clustered_motion(2)
+    blob = encode_motion(motion, None)
+    rng = np.random.default_rng(0)
+    mutants = [blob[:n] for n in range(len(blob))] + [b"\xff" * 12, b"\x80" * 12]
+    for _ in range(200):
+        data = bytearray(blob)
+        data[rng.integers(len(data))] ^= 1 << int(rng.integers(8))
+        mutants.append(bytes(data))
+    for data in mutants:
+        try:
+            out = decode_motion(data, motion.shape, None)
+        except BitstreamError:
+            continue
+        assert out.shape == motion.shape and out.dtype == np.int32
+
+
+def _motion_group(is_key: bool, motion: np.ndarray) -> GroupPayload:
+    return GroupPayload(is_key=is_key, num_frames=8, iterations=10, psnr=30.0,
+                        latents=[np.zeros((4, 4), np.int32), motion], scales=[0.1, 1.0])
+
+
+def test_payload_codes_the_motion_tensor_by_context_and_back():
+    layout = ContextLayout(levels=0, start=0, motion=1)
+    shapes = [(4, 4), (8, 2, 9, 11)]
+    key = _motion_group(True, clustered_motion(3, escapes=False))
+    key_data = pack_group(key, None, layout)
+    assert key.modes == [INTRA, CONTEXT]
+    warm = _motion_group(False, clustered_motion(4, escapes=False))
+    data = pack_group(warm, key.latents, layout, key.scales)
+    assert warm.modes[1] == CONTEXT
+    back = unpack_group(key_data, shapes, None, layout)
+    assert back.latents[1].tolist() == key.latents[1].tolist()
+    back = unpack_group(data, shapes, key.latents, layout, key.scales)
+    assert back.latents[1].tolist() == warm.latents[1].tolist()
+    # residual coding off: the motion still reads the previous group's counts
+    pack_group(warm, key.latents, layout, key.scales, residuals=False)
+    assert unpack_group(data, shapes, key.latents, layout, key.scales).latents[1].tolist() == \
+        warm.latents[1].tolist()
+    with pytest.raises(BitstreamError, match="previous group"):
+        unpack_group(data, shapes, None, layout, key.scales)
+    with pytest.raises(BitstreamError, match="unknown coding mode"):
+        unpack_group(key_data, shapes, None, layout, version=SHORT_LENGTHS)
+    with pytest.raises(BitstreamError, match="no grid level"):
+        unpack_group(key_data, shapes, None, None)
