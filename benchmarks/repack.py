@@ -4,11 +4,14 @@ Every group's integers and steps are read from the file and packed again by
 :func:`codec.bitstream.pack_group` (the current format version), into a new file beside the
 output; the fit is untouched, so the PSNR stays the file's and only the bytes move. Reports
 per file the bytes before and after, in all and per tensor name (``nirvana info``'s names),
-and checks that the new file holds exactly the same integers.
+and checks that the new file holds exactly the same integers. With ``--no-motion-context``
+the motion tensors are packed as before format 6 (by the best single-table blob): the
+context coder's share, measured on files that the current encoder wrote.
 
 Usage::
 
     python -m benchmarks.repack a.nirv b.nirv --out benchmarks/results --tag motion_context
+    python -m benchmarks.repack c.nirv --no-motion-context --tag motion_tables
 
 Writes ``<out>/repack_<tag>.json`` and ``.md`` (and ``<file>.repacked.nirv`` beside each input
 with ``--keep``).
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,14 +32,17 @@ from codec.decoder import group_payloads
 from codec.info import tensor_names
 
 
-def repack(path: Path, out: Path) -> dict:
-    """Write ``path``'s groups re-packed to ``out``; their sizes before and after."""
+def repack(path: Path, out: Path, motion_context: bool = True) -> dict:
+    """Write ``path``'s groups re-packed to ``out`` (the motion tensors by a single table
+    unless ``motion_context``); their sizes before and after."""
     before, after = defaultdict(int), defaultdict(int)
     with NirvReader(path) as reader:
         header, version = reader.header, reader.version
         names = tensor_names(header.kind, header.network)
         count = header.num_groups
         context = header.context_layout
+        if context is not None and not motion_context:
+            context = replace(context, motion=None)
         payloads = [g for _, g in group_payloads(reader, 0, count - 1)]
         frames = [reader.frame_range(i) for i in range(count)]
     with NirvWriter(out, header.size) as writer:
@@ -54,7 +61,7 @@ def repack(path: Path, out: Path) -> dict:
         for (_, g), h in zip(group_payloads(reader, 0, count - 1), payloads):
             if not all(np.array_equal(a, b) for a, b in zip(g.latents, h.latents)):
                 raise AssertionError(f"{out}: re-packed integers differ from {path}'s")
-    return {"file": str(path), "version": version, "groups": count, "bytes": path.stat().st_size,
+    return {"file": str(path), "version": version, "motion_context": motion_context, "groups": count, "bytes": path.stat().st_size,
             "repacked_bytes": size, "tensor_bytes": dict(before), "repacked_tensor_bytes": dict(after)}
 
 
@@ -78,11 +85,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--tag", default="repack")
     parser.add_argument("--keep", action="store_true", help="keep <file>.repacked.nirv beside each input")
+    parser.add_argument("--no-motion-context", action="store_true",
+                        help="pack motion tensors by a single table, as before format 6")
     args = parser.parse_args(argv)
     rows = []
     for path in args.files:
         out = path.with_suffix(".repacked.nirv")
-        rows.append(repack(path, out))
+        rows.append(repack(path, out, motion_context=not args.no_motion_context))
         if not args.keep:
             out.unlink()
         print(json.dumps({k: v for k, v in rows[-1].items() if not k.endswith("tensor_bytes")}))

@@ -107,3 +107,16 @@ def test_payload_codes_the_motion_tensor_by_context_and_back():
         unpack_group(key_data, shapes, None, layout, version=SHORT_LENGTHS)
     with pytest.raises(BitstreamError, match="no grid level"):
         unpack_group(key_data, shapes, None, None)
+
+
+def test_repack_keeps_the_integers_and_moves_only_the_motion_bytes(tmp_path):
+    from benchmarks.repack import repack
+    from conftest import REPO
+
+    golden = REPO / "tests" / "data" / "golden_v5.nirv"
+    v6 = repack(golden, tmp_path / "v6.nirv")  # raises if an integer differs
+    tables = repack(tmp_path / "v6.nirv", tmp_path / "tables.nirv", motion_context=False)
+    assert v6["repacked_tensor_bytes"]["motion"] < v6["tensor_bytes"]["motion"]
+    assert tables["repacked_tensor_bytes"]["motion"] == v6["tensor_bytes"]["motion"]
+    others = {k: v for k, v in v6["tensor_bytes"].items() if k != "motion"}
+    assert others == {k: v for k, v in v6["repacked_tensor_bytes"].items() if k != "motion"}
