@@ -14,7 +14,10 @@ Usage::
     python -m benchmarks.repack c.nirv --no-motion-context --tag motion_tables
 
 Writes ``<out>/repack_<tag>.json`` and ``.md`` (and ``<file>.repacked.nirv`` beside each input
-with ``--keep``).
+with ``--keep``). With ``--rd rd_X.json`` (a results file of ``benchmarks.rd --stats DIR``,
+whose files ``DIR/<clip>_q<quality>.nirv`` are the inputs) it also writes
+``<out>/repack_<tag>_rd.json``: those results with each codec point's bytes and bpp those of
+its re-packed file, for :mod:`benchmarks.rd_merge`.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import rd
 from codec.bitstream import NirvReader, NirvWriter, pack_group
 from codec.decoder import group_payloads
 from codec.info import tensor_names
@@ -65,6 +69,19 @@ def repack(path: Path, out: Path, motion_context: bool = True) -> dict:
             "repacked_bytes": size, "tensor_bytes": dict(before), "repacked_tensor_bytes": dict(after)}
 
 
+def repacked_points(doc: dict, rows: list[dict]) -> dict:
+    """``doc`` (an rd results document) with each codec point whose file ``<clip>_q<quality>.nirv``
+    was re-packed in ``rows`` given that file's bytes and bpp."""
+    sizes = {(Path(r["file"]).name, r["bytes"]): r["repacked_bytes"] for r in rows}
+    points = []
+    for p in doc["points"]:
+        name = (f"{p['clip']}_q{p['value']:g}.nirv", p["bytes"])  # that file, not a baseline's
+        if p["method"] not in rd.ANCHORS and name in sizes:
+            p = dict(p, bytes=sizes[name], bpp=p["bpp"] * sizes[name] / p["bytes"])
+        points.append(p)
+    return dict(doc, points=points)
+
+
 def _markdown(rows: list[dict], tag: str) -> str:
     lines = [f"# Re-packed with the current writer: {tag}", "",
              "The same integers and steps (so the same PSNR), packed again (`benchmarks/repack.py`).", "",
@@ -85,6 +102,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--tag", default="repack")
     parser.add_argument("--keep", action="store_true", help="keep <file>.repacked.nirv beside each input")
+    parser.add_argument("--rd", type=Path, metavar="JSON",
+                        help="an rd results file whose codec points the inputs are (see the doc)")
     parser.add_argument("--no-motion-context", action="store_true",
                         help="pack motion tensors by a single table, as before format 6")
     args = parser.parse_args(argv)
@@ -98,6 +117,9 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"repack_{args.tag}.json").write_text(json.dumps(rows, indent=1) + "\n")
     (args.out / f"repack_{args.tag}.md").write_text(_markdown(rows, args.tag))
+    if args.rd:
+        doc = repacked_points(json.loads(args.rd.read_text()), rows)
+        (args.out / f"repack_{args.tag}_rd.json").write_text(json.dumps(doc, indent=1) + "\n")
 
 
 if __name__ == "__main__":
