@@ -120,3 +120,16 @@ def test_repack_keeps_the_integers_and_moves_only_the_motion_bytes(tmp_path):
     assert tables["repacked_tensor_bytes"]["motion"] == v6["tensor_bytes"]["motion"]
     others = {k: v for k, v in v6["tensor_bytes"].items() if k != "motion"}
     assert others == {k: v for k, v in v6["repacked_tensor_bytes"].items() if k != "motion"}
+
+
+def test_repacked_points_replace_only_the_runs_own_points():
+    from benchmarks.repack import repacked_points
+
+    doc = {"points": [
+        {"clip": "c", "method": "nirvana-grid", "value": 4.0, "bytes": 1000, "bpp": 0.1},
+        {"clip": "c", "method": "nirvana-grid-old", "value": 4.0, "bytes": 1100, "bpp": 0.11},
+        {"clip": "c", "method": "x264", "value": 23, "bytes": 900, "bpp": 0.09}]}
+    rows = [{"file": "/d/c_q4.nirv", "bytes": 1000, "repacked_bytes": 950}]
+    points = repacked_points(doc, rows)["points"]
+    assert [p["bytes"] for p in points] == [950, 1100, 900]
+    assert points[0]["bpp"] == pytest.approx(0.095) and points[1]["bpp"] == 0.11
