@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from benchmarks.context_speed import seeded_motion
 from codec.bitstream import GroupPayload, pack_group, unpack_group
 from codec.bitstream.group import CONTEXT, INTRA, SHORT_LENGTHS, ContextLayout
 from codec.entropy import encode_ints
@@ -12,16 +13,8 @@ from codec.motion_coder import decode_motion, encode_motion
 
 def clustered_motion(seed: int, shape=(8, 2, 9, 11), escapes: bool = True) -> np.ndarray:
     """Like a real motion tensor: zero but for a few regions where blocks change together."""
-    rng = np.random.default_rng(seed)
-    motion = np.zeros(shape, np.int32)
-    for t in range(shape[0]):
-        for _ in range(rng.integers(0, 3)):
-            y, x = rng.integers(0, shape[2] - 2), rng.integers(0, shape[3] - 2)
-            region = (t, slice(None), slice(y, y + rng.integers(2, 5)), slice(x, x + rng.integers(2, 6)))
-            motion[region] = rng.integers(-2, 3, motion[region].shape)
-    if escapes:
-        motion[2, 1, 4, 5], motion[5, 0, 0, 0] = 40, -255
-    return motion
+    motion = seeded_motion(np.random.default_rng(seed), shape)
+    return motion if escapes else np.clip(motion, -2, 2)
 
 
 @pytest.mark.parametrize("seed", range(4))
