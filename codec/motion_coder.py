@@ -20,8 +20,8 @@ No model is stored. Every context's probabilities are integer counts that start 
 in a warm group, half the counts that the previous group's motion tensor gives in the same
 order) and take in each pass's symbols once the pass is done, so the decoder rebuilds every
 count exactly; the ANS coder reads them as float64 frequencies, as :mod:`codec.entropy` does.
-Measured on carphone's motion: 8-11 % fewer bytes than the best single table
-(``benchmarks/results/motion_context.md``).
+Measured on carphone, bikes and bigbuckbunny files: 9-14 % fewer motion bytes than the best
+single table (``benchmarks/results/repack_*.md``).
 
 Blob layout (mode 3 of a group payload's record for the motion tensor, format 6 on)::
 
@@ -42,6 +42,8 @@ Example:
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 import constriction
 import numpy as np
@@ -92,34 +94,39 @@ def _passes(shape: tuple[int, ...]):
                 yield t, axis, phase
 
 
-def _neighbours(plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The four side neighbours of every cell of ``plane`` ``(H, W)`` as ``(4, H, W)``
-    values (0 outside) and whether each lies inside the plane."""
+def _neighbours(plane: np.ndarray) -> np.ndarray:
+    """The four side neighbours of every cell of ``plane`` ``(H, W)`` as ``(4, H, W)`` (0
+    outside the plane)."""
     h, w = plane.shape
     values = np.pad(plane, 1)
-    inside = np.pad(np.ones((h, w), bool), 1)
-    return (np.stack([values[dy:dy + h, dx:dx + w] for dy, dx in _SIDES]),
-            np.stack([inside[dy:dy + h, dx:dx + w] for dy, dx in _SIDES]))
+    return np.stack([values[dy:dy + h, dx:dx + w] for dy, dx in _SIDES])
+
+
+@lru_cache(maxsize=16)
+def _plane_layout(h: int, w: int) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """Per cell of an ``(h, w)`` plane: how many side neighbours lie inside it, and the
+    masks of the two checkerboard phases."""
+    inside = np.pad(np.ones((h, w), np.int64), 1)
+    sides = sum(inside[dy:dy + h, dx:dx + w] for dy, dx in _SIDES)
+    parity = np.add.outer(np.arange(h), np.arange(w)) % 2
+    return sides, (parity == 0, parity == 1)
 
 
 def _contexts(motion: np.ndarray, t: int, axis: int, phase: int) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
     """The zero, sign and magnitude contexts of the cells of pass ``(t, axis, phase)`` (in C
     order) and the mask of those cells; reads only values decoded before the pass."""
     h, w = motion.shape[2:]
-    same, known = [], []
+    sides, phases = _plane_layout(h, w)
+    same, count = [], 0
     if phase == 1:
-        values, inside = _neighbours(motion[t, axis])
-        same.append(values)
-        known.append(inside)
+        same.append(_neighbours(motion[t, axis]))
+        count = count + sides
     if axis == 1:
-        values, inside = _neighbours(motion[t, 0])
-        same += [motion[t, 0][None], values]
-        known += [np.ones((1, h, w), bool), inside]
+        same += [motion[t, 0][None], _neighbours(motion[t, 0])]
+        count = count + 1 + sides
     before = motion[t - 1, axis] if t > 0 else np.zeros((h, w), motion.dtype)
-    cells = (np.add.outer(np.arange(h), np.arange(w)) % 2) == phase
     if same:
-        near = np.concatenate(same) * np.concatenate(known)  # 0 outside the plane
-        count = np.concatenate(known).sum(0)
+        near = np.concatenate(same)
         share = np.where(count > 0, 1 + np.minimum(2, 3 * (near != 0).sum(0) // np.maximum(count, 1)), 0)
         signs = np.sign(near).sum(0) + np.sign(before)
         largest = np.maximum(np.abs(near).max(0), np.abs(before))
@@ -129,6 +136,7 @@ def _contexts(motion: np.ndarray, t: int, axis: int, phase: int) -> tuple[tuple[
     zero_ctx = 2 * share + (before != 0)
     sign_ctx = np.sign(signs) + 1
     magnitude_ctx = (largest > 1).astype(np.int64) + (largest > 3)
+    cells = phases[phase]
     return tuple(c[cells].astype(np.int64) for c in (zero_ctx, sign_ctx, magnitude_ctx)), cells
 
 
