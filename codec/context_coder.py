@@ -38,7 +38,8 @@ import constriction
 import numpy as np
 import torch
 
-from codec.entropy import INT32_MAX, INT32_MIN, BlobReader, ans_bytes, ans_words, decode_ints, encode_ints, varint
+from codec.entropy import (INT32_MAX, INT32_MIN, BlobReader, ans_bytes, ans_words, decode_ints, encode_ints, runs,
+                           varint)
 from codec.errors import BitstreamError
 from nirvana.context import (PHASES, RANGE, SCALES, FixedPointContext, fill_phase, frequency_table,
                              phase_columns, phase_size, phase_values)
@@ -51,15 +52,6 @@ _ANS = constriction.stream.stack.AnsCoder
 def _model(table: int):
     counts = frequency_table(table // SCALES, table % SCALES)
     return constriction.stream.model.Categorical(counts.astype(np.float64), perfect=False)
-
-
-def _runs(tables: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The coding order of a pass's values: ``(order, table of each run, run lengths)``,
-    ``order`` sorting them by table (stably, so encoder and decoder agree)."""
-    order = torch.argsort(tables, stable=True).numpy()
-    counts = torch.bincount(tables).numpy()
-    run_tables = np.flatnonzero(counts)
-    return order, run_tables, counts[run_tables]
 
 
 class _Passes:
@@ -102,7 +94,7 @@ def encode_level(values: np.ndarray, coarser: np.ndarray | None, previous: np.nd
         truth = passes.truth(values, t, phase)
         residual = truth - means
         symbols = np.clip(residual, -RANGE - 1, RANGE + 1) + RANGE + 1
-        order, run_tables, run_lengths = _runs(tables)
+        order, run_tables, run_lengths = runs(tables.numpy())
         escaped = order[np.abs(residual[order]) > RANGE]
         escapes.append(np.abs(residual[escaped]) - RANGE - 1)
         parts = np.split(symbols[order].astype(np.int32), np.cumsum(run_lengths)[:-1])
@@ -135,7 +127,7 @@ def decode_level(blob: bytes, shape: tuple[int, ...], coarser: np.ndarray | None
         t0 = clock()
         tables, means = passes.context(t, phase)
         t1 = clock()
-        order, run_tables, run_lengths = _runs(tables)
+        order, run_tables, run_lengths = runs(tables.numpy())
         try:
             parts = [coder.decode(_model(int(table)), int(n)) for table, n in zip(run_tables, run_lengths)]
         except (ValueError, RuntimeError) as e:

@@ -48,7 +48,7 @@ from functools import lru_cache
 import constriction
 import numpy as np
 
-from codec.entropy import INT32_MAX, BlobReader, ans_bytes, ans_words, decode_ints, encode_ints, varint
+from codec.entropy import INT32_MAX, BlobReader, ans_bytes, ans_words, decode_ints, encode_ints, runs, varint
 from codec.errors import BitstreamError
 
 ZERO_CONTEXTS = 8  # 4 shares of nonzero same-frame neighbours x the frame before's value nonzero
@@ -149,9 +149,8 @@ def _symbols(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _runs(contexts: np.ndarray) -> list[tuple[int, np.ndarray]]:
     """``(context, positions)`` per context present, positions in order (a stable sort)."""
-    order = np.argsort(contexts, kind="stable")
-    bounds = np.flatnonzero(np.diff(contexts[order])) + 1
-    return [(int(contexts[part[0]]), part) for part in np.split(order, bounds) if part.size]
+    order, present, lengths = runs(contexts)
+    return list(zip(present.tolist(), np.split(order, np.cumsum(lengths)[:-1])))
 
 
 def _model(counts: np.ndarray):

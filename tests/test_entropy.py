@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from codec import entropy
-from codec.entropy import coded_size, decode_ints, encode_ints, split_sizes
+from codec.entropy import coded_size, decode_ints, encode_ints, runs, split_sizes
 from codec.errors import BitstreamError
 
 RNG = np.random.default_rng(1234)
@@ -187,3 +187,18 @@ def test_random_damage_only_raises_bitstream_error():
             decode_ints(bytes(damaged), sizes[k])
         except BitstreamError:
             pass
+
+
+@pytest.mark.parametrize("high", [5, 300])  # bytes (radix sort) and wider keys
+def test_runs_order_values_stably_by_key(high):
+    keys = np.random.default_rng(3).integers(0, high, 5000)
+    order, present, lengths = runs(keys)
+    assert np.array_equal(order, sorted(range(keys.size), key=lambda i: (keys[i], i)))
+    assert np.array_equal(present, np.unique(keys))
+    assert np.array_equal(lengths, [np.count_nonzero(keys == k) for k in present])
+    assert lengths.sum() == keys.size
+
+
+def test_runs_of_nothing():
+    order, present, lengths = runs(np.zeros(0, np.int64))
+    assert order.size == present.size == lengths.size == 0
