@@ -153,12 +153,24 @@ def _taps(rows: torch.Tensor, cols: torch.Tensor, dy: torch.Tensor, dx: torch.Te
 
 def _gather(taps: Taps) -> Gather:
     """The :class:`Gather` of a list of taps (flat indices and weights, broadcast to one shape)."""
-    shape = torch.broadcast_shapes(*(index.shape for index, _ in taps))
+    shape = _broadcast_shape([index.shape for index, _ in taps])
     index = torch.cat([i.expand(shape).flatten() for i, _ in taps])
     if len(taps) == 1 and taps[0][1] is None:
         return Gather(index, None, tuple(shape))
     weights = torch.stack([w.expand(shape).float() for _, w in taps]).flatten(1)  # several taps: all weighed
     return Gather(index, weights, tuple(shape))
+
+
+def _broadcast_shape(shapes: list[torch.Size]) -> torch.Size:
+    """The shape that ``shapes`` (compatible ones) broadcast to. ``torch.broadcast_shapes``
+    gives the same, but its first call imports torch's symbolic shapes: half a second of
+    every decode of a file with motion."""
+    dims = [1] * max(len(s) for s in shapes)
+    for s in shapes:
+        for i, n in enumerate(s, len(dims) - len(s)):
+            if n != 1:
+                dims[i] = n
+    return torch.Size(dims)
 
 
 def to_reference(frame: torch.Tensor) -> torch.Tensor:

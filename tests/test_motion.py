@@ -19,7 +19,8 @@ from nirvana.grid import GridConfig, render, tensor_shapes
 from nirvana import motion as motion_module
 from nirvana.grid_model import GridNet
 from nirvana.kinds import KINDS
-from nirvana.motion import MOTION_RANGE, displacements, estimate, motion_shape, predict, shift, to_reference
+from nirvana.motion import (MOTION_RANGE, _broadcast_shape, displacements, estimate, motion_shape, predict, shift,
+                            to_reference)
 
 from conftest import CARPHONE, FAST, frames_of, run
 
@@ -438,3 +439,8 @@ def test_motion_bit_cost_prices_the_search(monkeypatch):
                           for t in range(2)])
     moved_blocks = [int(estimate(ref, jitter, 16, bit_cost=c)[0].ne(0).sum()) for c in (1e-4, 10.0)]
     assert moved_blocks[0] > 0 and moved_blocks[1] < moved_blocks[0]
+
+
+@pytest.mark.parametrize("shapes", [[(3, 1), (1, 4)], [(2, 3, 4), (3, 1)], [(5,), (1, 1, 5)], [(4, 6), (4, 6)]])
+def test_broadcast_shape_is_torchs(shapes):
+    assert _broadcast_shape([torch.Size(s) for s in shapes]) == torch.broadcast_shapes(*shapes)
