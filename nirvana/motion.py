@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -162,15 +163,10 @@ def _gather(taps: Taps) -> Gather:
 
 
 def _broadcast_shape(shapes: list[torch.Size]) -> torch.Size:
-    """The shape that ``shapes`` (compatible ones) broadcast to. ``torch.broadcast_shapes``
-    gives the same, but its first call imports torch's symbolic shapes: half a second of
-    every decode of a file with motion."""
-    dims = [1] * max(len(s) for s in shapes)
-    for s in shapes:
-        for i, n in enumerate(s, len(dims) - len(s)):
-            if n != 1:
-                dims[i] = n
-    return torch.Size(dims)
+    """The shape that ``shapes`` broadcast to. ``torch.broadcast_shapes`` gives the same, but
+    its first call imports torch's symbolic shapes: half a second of every decode of a file
+    with motion. numpy's takes microseconds."""
+    return torch.Size(np.broadcast_shapes(*shapes))
 
 
 def to_reference(frame: torch.Tensor) -> torch.Tensor:
