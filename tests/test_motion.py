@@ -17,10 +17,10 @@ from codec.decoder import decoded_groups, group_shapes
 from codec.video import VideoWriter
 from nirvana.grid import GridConfig, render, tensor_shapes
 from nirvana import motion as motion_module
-from nirvana.grid_model import GridNet
+from nirvana.grid_model import GridNet, SparseMove
 from nirvana.kinds import KINDS
 from nirvana.motion import (MOTION_RANGE, _broadcast_shape, displacements, estimate, motion_shape, predict, shift,
-                            to_reference)
+                            shift_gather, to_reference)
 
 from conftest import CARPHONE, FAST, frames_of, run
 
@@ -444,3 +444,25 @@ def test_motion_bit_cost_prices_the_search(monkeypatch):
 @pytest.mark.parametrize("shapes", [[(3, 1), (1, 4)], [(2, 3, 4), (3, 1)], [(5,), (1, 1, 5)], [(4, 6), (4, 6)]])
 def test_broadcast_shape_is_torchs(shapes):
     assert _broadcast_shape([torch.Size(s) for s in shapes]) == torch.broadcast_shapes(*shapes)
+
+
+@pytest.mark.parametrize("subpel, overlap", [(0, 0), (1, 0), (0, 1), (1, 1)])
+def test_training_moves_frames_as_the_decoders_gather(subpel, overlap):
+    """The training's sparse move gives the gather's frame (up to the order of a pixel's
+    taps) and the same gradient, on one thread or two."""
+    move = torch.randint(-20, 21, (2, 3, 4), generator=torch.Generator().manual_seed(subpel + 2 * overlap))
+    gather = shift_gather(move, 8, subpel, overlap, (20, 30))
+    image = smooth_image(7, 20, 30).requires_grad_()
+    weights = torch.rand(3, 20, 30, generator=torch.Generator().manual_seed(8))
+    expected = gather.apply(image)
+    (grad,) = torch.autograd.grad((expected * weights).sum(), image)
+    sparse = SparseMove(gather, (20, 30))
+    threads = torch.get_num_threads()
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            moved = sparse.apply(image)
+            torch.testing.assert_close(moved, expected, rtol=0, atol=1e-6)
+            assert torch.equal(torch.autograd.grad((moved * weights).sum(), image)[0], grad)
+    finally:
+        torch.set_num_threads(threads)

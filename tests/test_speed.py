@@ -1,9 +1,11 @@
-"""The speed benchmark runs end to end on the CPU for both network kinds and writes its results."""
+"""The speed benchmarks run end to end on the CPU (both network kinds; a chained group's two
+ways of moving frames) and write their results."""
 
 import json
 
 import pytest
 
+from benchmarks import chain_speed
 from benchmarks.speed import run
 from nirvana.config import PRESETS
 
@@ -29,3 +31,13 @@ def test_speed_benchmark_writes_positive_rates(tmp_path, model):
     assert "render_fps_torch" not in row  # the torch/Triton split exists only on CUDA
     markdown = (tmp_path / "speed_t.md").read_text()
     assert CELLS[model] in markdown and "decode render fps" in markdown
+
+
+def test_chain_speed_benchmark_times_both_ways_of_moving_frames(tmp_path):
+    results = chain_speed.run(["48x32"], seconds=0.0, out=tmp_path, tag="t")
+    assert json.loads((tmp_path / "chain_speed_t.json").read_text()) == json.loads(json.dumps(results))
+    (row,) = results["rows"]
+    for way in ("gather", "sparse"):
+        assert len(row[way]) == 2 and all(r["seconds_per_iteration"] > 0 and r["iterations"] == 1 for r in row[way])
+    assert row["speedup"] > 0
+    assert "| 48x32 |" in (tmp_path / "chain_speed_t.md").read_text()
