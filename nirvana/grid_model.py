@@ -219,11 +219,12 @@ class SparseMove:
     """A :class:`~nirvana.motion.Gather` as a sparse matrix and its transpose, for training
     on a CPU: the move of a chained frame runs forward and backward on every iteration, and
     as two sparse products it runs 3–6× faster there than the gather, its weighted sum and
-    their backward (a scatter); 640×272 groups train 1.2–1.4× faster. Each pixel's taps are
-    summed in the gather's order, and each input pixel's gradient in the scatter's, so the
-    fit is the same as with the gather (a bikes encode gave the same bytes) up to the order
-    of a sum that torch may vectorise; the reconstruction that is reported and coded comes
-    from the decoder's own render anyway (:mod:`nirvana.fit`).
+    their backward (a scatter): a chained 640×272 or 1080p group's iteration runs 1.3×
+    faster (:mod:`benchmarks.chain_speed`). Each pixel's taps are summed in the gather's
+    order, and each input pixel's gradient in the scatter's, so the fit is the same as with
+    the gather (a bikes encode gave the same bytes) up to the order of a sum that torch may
+    vectorise; the reconstruction that is reported and coded comes from the decoder's own
+    render anyway (:mod:`nirvana.fit`).
 
     >>> from nirvana.motion import shift_gather
     >>> gather = shift_gather(torch.ones(2, 1, 1, dtype=torch.int64), 4, 1, 0, (4, 4))
