@@ -91,8 +91,9 @@ class GridNet(QuantizedModel):
             return synthesize(features, tensors[levels:], self.cfg, self.base), symbols
         # chained frames (nirvana.grid.render) are moved from the frame before rounded as the
         # decoder rounds it; the gradient passes the rounding straight through, so a frame
-        # also learns what it gives the next
-        residuals = synthesize(features, tensors[levels:], self.cfg, 0.0)
+        # also learns what it gives the next. The frames come apart by unbind: the backward
+        # of indexing each one would fill a zero tensor of the whole group per frame
+        residuals = synthesize(features, tensors[levels:], self.cfg, 0.0).unbind(0)
         frames: list[torch.Tensor] = []
         for t, move in enumerate(self.moves):
             if t > 0 and move is not None:
