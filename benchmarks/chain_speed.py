@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from nirvana.grid_model import GridNet
+from nirvana.grid_model import GridNet, SparseMove
 from nirvana.kinds import KINDS
 from nirvana.motion import displacements, shift_gather
 
@@ -54,11 +54,10 @@ def measure(width: int, height: int, seconds: float) -> dict:
     row: dict = {"size": f"{width}x{height}", "gather": [], "sparse": []}
     for way in ("gather", "sparse", "gather", "sparse"):
         t0 = time.perf_counter()
-        if way == "sparse":
-            net.moves = net._gathers(moves, net.chain)
-        else:
-            net.moves = [shift_gather(m, cfg.motion, cfg.subpel, cfg.overlap, (height, width)) if c else None
-                         for m, c in zip(moves, chained)]
+        net.moves = [shift_gather(m, cfg.motion, cfg.subpel, cfg.overlap, (height, width)) if c else None
+                     for m, c in zip(moves, chained)]
+        if way == "sparse":  # at any size (the fit uses it up to SPARSE_MOVE_PIXELS)
+            net.moves = [None if g is None else SparseMove(g, (height, width)) for g in net.moves]
         build = time.perf_counter() - t0
         step()  # warm-up
         done, t0 = 0, time.perf_counter()

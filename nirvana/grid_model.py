@@ -30,6 +30,10 @@ GRID_STEP = 1 / 16  # initial quantization step of grid values (learned per leve
 CONV_INIT = 0.01  # bound of the residual convolutions' initial weights
 CONTEXT_STEP = 1 / 256  # initial quantization step of the context model's later tensors
 KEY_CHAIN_GAIN = 0.5  # a key group chains a frame whose motion error is below this share of its error on gray
+# frames up to this size train their chained moves as sparse matrices (SparseMove) on a CPU;
+# larger ones keep the gather: a 1080p group's seven pairs of matrices peaked at 5.4 GB, its
+# gathers at 3.4 GB
+SPARSE_MOVE_PIXELS = 1280 * 720
 # cells of a level whose context rate training evaluates at a time (whole rows): big
 # temporaries are fresh memory on every iteration, which the CPU must page in
 CONTEXT_BAND = 1 << 18
@@ -164,11 +168,12 @@ class GridNet(QuantizedModel):
         once for every iteration of the training: a :class:`Gather`, on a CPU as a
         :class:`SparseMove`; None for the others."""
         cfg, size = self.cfg, (self.height, self.width)
-        gathers = [shift_gather(move, cfg.motion, cfg.subpel, cfg.overlap, size) if chained else None
-                   for move, chained in zip(moves, (chain == 1).tolist())]
-        if moves.device.type != "cpu":  # a GPU's gather and scatter are fast already
-            return gathers
-        return [None if gather is None else SparseMove(gather, size) for gather in gathers]
+        # a GPU's gather and scatter are fast already; on a CPU each gather is made into its
+        # matrices before the next is made
+        sparse = moves.device.type == "cpu" and self.height * self.width <= SPARSE_MOVE_PIXELS
+        as_matrix = SparseMove if sparse else lambda gather, size: gather
+        return [as_matrix(shift_gather(move, cfg.motion, cfg.subpel, cfg.overlap, size), size) if chained else None
+                for move, chained in zip(moves, (chain == 1).tolist())]
 
     def integer_latents(self) -> list[np.ndarray]:
         extra = [t.numpy().copy() for t in (self.motion, self.chain) if t is not None]
@@ -221,11 +226,11 @@ class SparseMove:
     on a CPU: the move of a chained frame runs forward and backward on every iteration, and
     as two sparse products it runs 3–6× faster there than the gather, its weighted sum and
     their backward (a scatter): a chained 640×272 or 1080p group's iteration runs 1.3×
-    faster (:mod:`benchmarks.chain_speed`). Each pixel's taps are summed in the gather's
-    order, and each input pixel's gradient in the scatter's, so the fit is the same as with
-    the gather (a bikes encode gave the same bytes) up to the order of a sum that torch may
-    vectorise; the reconstruction that is reported and coded comes from the decoder's own
-    render anyway (:mod:`nirvana.fit`).
+    faster (:mod:`benchmarks.chain_speed`). The fit uses it up to :data:`SPARSE_MOVE_PIXELS`.
+    Each pixel's taps are summed in the gather's order, and each input pixel's gradient in
+    the scatter's, so the fit is the same as with the gather (a bikes encode gave the same
+    bytes) up to the order of a sum that torch may vectorise; the reconstruction that is
+    reported and coded comes from the decoder's own render anyway (:mod:`nirvana.fit`).
 
     >>> from nirvana.motion import shift_gather
     >>> gather = shift_gather(torch.ones(2, 1, 1, dtype=torch.int64), 4, 1, 0, (4, 4))
@@ -240,19 +245,23 @@ class SparseMove:
         device = gather.index.device
         weights = (torch.ones(taps, pixels, device=device) if gather.weights is None else gather.weights)
         self.shape = gather.shape
+        # int32 indices: a 1080p frame's 16 taps per pixel are 33 M entries per matrix
+        index = gather.index.to(torch.int32)
         # row i of the transpose: the taps that read input pixel i, in the order of the gather
-        order = torch.sort(gather.index, stable=True)[1]
-        starts = torch.zeros(inputs + 1, dtype=torch.int64, device=device)
-        torch.cumsum(torch.bincount(gather.index, minlength=inputs), 0, out=starts[1:])
+        order = torch.sort(index, stable=True)[1]
+        starts = torch.zeros(inputs + 1, dtype=torch.int32, device=device)
+        torch.cumsum(torch.bincount(index, minlength=inputs), 0, out=starts[1:])
         with warnings.catch_warnings():  # torch calls its CSR support beta (it has been since 1.10)
             warnings.simplefilter("ignore", UserWarning)
+            self.transposed = torch.sparse_csr_tensor(starts, (order % pixels).to(torch.int32),
+                                                      weights.reshape(-1)[order], (inputs, pixels),
+                                                      check_invariants=False)
+            del order
             # row p of the matrix: output pixel p's taps, in tap order
             self.matrix = torch.sparse_csr_tensor(
-                torch.arange(0, taps * pixels + 1, taps, device=device),
-                gather.index.view(taps, pixels).t().reshape(-1), weights.t().reshape(-1), (pixels, inputs),
+                torch.arange(0, taps * pixels + 1, taps, dtype=torch.int32, device=device),
+                index.view(taps, pixels).t().reshape(-1), weights.t().reshape(-1), (pixels, inputs),
                 check_invariants=False)
-            self.transposed = torch.sparse_csr_tensor(starts, order % pixels, weights.reshape(-1)[order],
-                                                      (inputs, pixels), check_invariants=False)
 
     def apply(self, image: torch.Tensor) -> torch.Tensor:
         """``image`` ``(C, h, w)`` moved → ``(C, *shape)``, differentiable in ``image``."""

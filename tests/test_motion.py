@@ -466,3 +466,15 @@ def test_training_moves_frames_as_the_decoders_gather(subpel, overlap):
             assert torch.equal(torch.autograd.grad((moved * weights).sum(), image)[0], grad)
     finally:
         torch.set_num_threads(threads)
+
+
+def test_large_frames_train_their_chained_moves_with_the_gather(monkeypatch):
+    """Above SPARSE_MOVE_PIXELS the fit keeps the gather (the matrices take more memory)."""
+    from nirvana import grid_model
+    cfg = GridConfig(levels=2, hidden=4, layers=1, convs=0, context=0, motion=8, chain=1, subpel=1, overlap=1)
+    net = GridNet(cfg, 3, 16, 24, torch.Generator().manual_seed(0))
+    moves, chain = torch.zeros(3, 2, 2, 3, dtype=torch.int64), torch.tensor([0, 1, 1])
+    assert all(isinstance(m, SparseMove) for m in net._gathers(moves, chain)[1:])
+    monkeypatch.setattr(grid_model, "SPARSE_MOVE_PIXELS", 16 * 24 - 1)
+    made = net._gathers(moves, chain)
+    assert made[0] is None and all(isinstance(m, motion_module.Gather) for m in made[1:])
