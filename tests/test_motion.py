@@ -16,7 +16,7 @@ from codec.bitstream import NirvReader
 from codec.decoder import decoded_groups, group_shapes
 from codec.video import VideoWriter
 from nirvana.grid import GridConfig, render, tensor_shapes
-from nirvana import motion as motion_module
+from nirvana import grid_model, motion as motion_module
 from nirvana.grid_model import GridNet, SparseMove
 from nirvana.kinds import KINDS
 from nirvana.motion import (MOTION_RANGE, _broadcast_shape, displacements, estimate, motion_shape, predict, shift,
@@ -470,7 +470,6 @@ def test_training_moves_frames_as_the_decoders_gather(subpel, overlap):
 
 def test_large_frames_train_their_chained_moves_with_the_gather(monkeypatch):
     """Above SPARSE_MOVE_PIXELS the fit keeps the gather (the matrices take more memory)."""
-    from nirvana import grid_model
     cfg = GridConfig(levels=2, hidden=4, layers=1, convs=0, context=0, motion=8, chain=1, subpel=1, overlap=1)
     net = GridNet(cfg, 3, 16, 24, torch.Generator().manual_seed(0))
     moves, chain = torch.zeros(3, 2, 2, 3, dtype=torch.int64), torch.tensor([0, 1, 1])
