@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
-from nirvana.grid_model import GridNet, SparseMove
+from nirvana.grid_model import GridNet
 from nirvana.kinds import KINDS
-from nirvana.motion import displacements, shift_gather
+from nirvana.motion import displacements
 
 GROUP = 8
 
@@ -40,7 +40,6 @@ def measure(width: int, height: int, seconds: float) -> dict:
     with torch.no_grad():
         net.quant.weight.normal_(0, 2, generator=seeded)
     moves = displacements(net.motion, cfg.subpel)
-    chained = (net.chain == 1).tolist()
     target = torch.rand(GROUP, 3, height, width, generator=seeded)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
 
@@ -54,10 +53,7 @@ def measure(width: int, height: int, seconds: float) -> dict:
     row: dict = {"size": f"{width}x{height}", "gather": [], "sparse": []}
     for way in ("gather", "sparse", "gather", "sparse"):
         t0 = time.perf_counter()
-        net.moves = [shift_gather(m, cfg.motion, cfg.subpel, cfg.overlap, (height, width)) if c else None
-                     for m, c in zip(moves, chained)]
-        if way == "sparse":  # at any size (the fit uses it up to SPARSE_MOVE_PIXELS)
-            net.moves = [None if g is None else SparseMove(g, (height, width)) for g in net.moves]
+        net.moves = net._gathers(moves, net.chain, sparse=way == "sparse")  # at any size
         build = time.perf_counter() - t0
         step()  # warm-up
         done, t0 = 0, time.perf_counter()

@@ -163,17 +163,21 @@ class GridNet(QuantizedModel):
         with torch.no_grad():
             self.quant.weight[:sum(self.sizes[:self.cfg.levels])] = 0
 
-    def _gathers(self, moves: torch.Tensor, chain: torch.Tensor) -> list[Gather | SparseMove | None]:
+    def _gathers(self, moves: torch.Tensor, chain: torch.Tensor,
+                 sparse: bool | None = None) -> list[Gather | SparseMove | None]:
         """The move of each frame that ``chain`` marks (:func:`nirvana.grid.moved`), made
-        once for every iteration of the training: a :class:`Gather`, on a CPU as a
-        :class:`SparseMove`; None for the others."""
+        once for every iteration of the training: a :class:`Gather`, or with ``sparse`` a
+        :class:`SparseMove` (None: on a CPU up to :data:`SPARSE_MOVE_PIXELS`, as a GPU's
+        gather and scatter are fast already); None for the others."""
         cfg, size = self.cfg, (self.height, self.width)
-        # a GPU's gather and scatter are fast already; on a CPU each gather is made into its
-        # matrices before the next is made
-        sparse = moves.device.type == "cpu" and self.height * self.width <= SPARSE_MOVE_PIXELS
-        as_matrix = SparseMove if sparse else lambda gather, size: gather
-        return [as_matrix(shift_gather(move, cfg.motion, cfg.subpel, cfg.overlap, size), size) if chained else None
-                for move, chained in zip(moves, (chain == 1).tolist())]
+        if sparse is None:
+            sparse = moves.device.type == "cpu" and self.height * self.width <= SPARSE_MOVE_PIXELS
+        # made one at a time, so that each gather is made into its matrices before the next
+        gathers = (shift_gather(move, cfg.motion, cfg.subpel, cfg.overlap, size) if chained else None
+                   for move, chained in zip(moves, (chain == 1).tolist()))
+        if not sparse:
+            return list(gathers)
+        return [None if gather is None else SparseMove(gather, size) for gather in gathers]
 
     def integer_latents(self) -> list[np.ndarray]:
         extra = [t.numpy().copy() for t in (self.motion, self.chain) if t is not None]
