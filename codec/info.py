@@ -18,7 +18,7 @@ import os
 from dataclasses import asdict
 
 from codec.limits import open_nirv
-from codec.bitstream.group import CARRIED, CONTEXT, RESIDUAL
+from codec.bitstream.group import CARRIED, CONTEXT, RESIDUAL, SHARED_STREAM
 from codec.decoder import group_shapes
 from nirvana.kinds import KINDS
 
@@ -140,7 +140,8 @@ def format_description(d: dict) -> str:
             f"{psnr} {g['bytes']:>8} {g['weight_bytes']:>8} {g['side_bytes']:>6} "
             f"{g['residual_tensors']:>3}/{g['tensors']:<2} {g['context_tensors']:>3}"
         )
-    lines += ["", "bytes per tensor, all groups (coded data + model + record):"]
+    shared = " (its share of the group's ANS stream)" if d["version"] >= SHARED_STREAM else ""
+    lines += ["", f"bytes per tensor, all groups (coded data{shared} + model + record):"]
     lines += [f"  {x['name']:<16} {'x'.join(map(str, x['shape'])):>14} {x['bytes']:>9}" for x in d["tensors"]]
     mean = t["mean_group_psnr"]
     lines += [

@@ -28,16 +28,20 @@ Blob layout (mode 3 of a group payload's record for the motion tensor, format 6 
     varint escapes     number of escaped magnitudes (<= the tensor's value count)
     varint length      bytes of the escape blob
     escape blob        codec.entropy blob of the escaped magnitudes' excess, in decode order
-    u32 words          ANS (constriction AnsCoder, Categorical(counts as float64,
+    u32 words          format 6: ANS (constriction AnsCoder, Categorical(counts as float64,
                        perfect=False)) of the flags, signs and magnitudes, to the end of the
                        blob, without the zero bytes that end the last word
+
+From format 7 on the blob ends after the escape blob: the escape blob's symbols and then the
+flags, signs and magnitudes are read from the group's shared ANS stream
+(:class:`codec.entropy.Coded`).
 
 Example:
     >>> import numpy as np
     >>> motion = np.zeros((3, 2, 4, 5), np.int32)
     >>> motion[1, :, 1:3, 2:] = [[[2, 2, 1], [2, 2, 2]], [[-1, -1, -1], [0, -1, -12]]]
-    >>> blob = encode_motion(motion, None)
-    >>> bool((decode_motion(blob, motion.shape, None) == motion).all())
+    >>> coded = encode_motion(motion, None)
+    >>> bool((decode_motion(coded.data, motion.shape, None, coded.stream()) == motion).all())
     True
 """
 
@@ -48,7 +52,7 @@ from functools import lru_cache
 import constriction
 import numpy as np
 
-from codec.entropy import INT32_MAX, BlobReader, ans_bytes, ans_words, decode_ints, encode_ints, runs, varint
+from codec.entropy import INT32_MAX, BlobReader, Coded, ans_words, decode_ints, encode_coded, runs, varint
 from codec.errors import BitstreamError
 
 ZERO_CONTEXTS = 8  # 4 shares of nonzero same-frame neighbours x the frame before's value nonzero
@@ -157,9 +161,10 @@ def _model(counts: np.ndarray):
     return constriction.stream.model.Categorical(counts.astype(np.float64), perfect=False)
 
 
-def encode_motion(motion: np.ndarray, previous: np.ndarray | None) -> bytes:
-    """Code the int32 motion tensor ``motion`` ``(G, 2, By, Bx)``; ``previous``: the previous
-    group's motion tensor in a warm group (its counts seed the model), else None."""
+def encode_motion(motion: np.ndarray, previous: np.ndarray | None) -> Coded:
+    """Code the int32 motion tensor ``motion`` ``(G, 2, By, Bx)`` for a group's shared ANS
+    stream; ``previous``: the previous group's motion tensor in a warm group (its counts seed
+    the model), else None."""
     motion = np.asarray(motion)
     counts = _Counts()
     if previous is not None:
@@ -176,22 +181,23 @@ def encode_motion(motion: np.ndarray, previous: np.ndarray | None) -> bytes:
         magnitudes = np.abs(values[nonzero].astype(np.int64))
         escapes.append(magnitudes[magnitudes > ESCAPE] - 1 - ESCAPE)
         counts.add(contexts, symbols)
-    coder = _ANS()
-    for model, part in reversed(chunks):
-        coder.encode_reverse(part, model)
-    excess = np.concatenate(escapes) if escapes else np.zeros(0, np.int64)
-    escape_blob = encode_ints(excess)
-    return varint(excess.size) + varint(len(escape_blob)) + escape_blob + ans_bytes(coder)
+    excess = encode_coded(np.concatenate(escapes) if escapes else np.zeros(0, np.int64))
+    n_escapes = sum(e.size for e in escapes)
+    return Coded(varint(n_escapes) + varint(len(excess.data)) + excess.data, excess.chunks + tuple(chunks))
 
 
-def decode_motion(blob: bytes, shape: tuple[int, ...], previous: np.ndarray | None) -> np.ndarray:
+def decode_motion(blob: bytes, shape: tuple[int, ...], previous: np.ndarray | None,
+                  stream=None) -> np.ndarray:
     """Invert :func:`encode_motion`: the int32 motion tensor of ``shape``; BitstreamError if
-    the blob is damaged (it never allocates beyond ``shape``)."""
+    the blob is damaged (it never allocates beyond ``shape``). ``stream``: the group's shared
+    AnsCoder (format 7 on; None: the blob's own ANS words, format 6)."""
     if len(shape) != 4:
         raise BitstreamError(f"motion tensor of shape {shape} is not (G, 2, By, Bx)")
     reader = BlobReader(blob, "motion blob")
     n_escapes = reader.varint(int(np.prod(shape)))
-    excess = decode_ints(bytes(reader.take(reader.varint(reader.remaining))), n_escapes).astype(np.int64)
+    excess = decode_ints(bytes(reader.take(reader.varint(reader.remaining))), n_escapes, stream).astype(np.int64)
+    if stream is not None and reader.remaining:
+        raise BitstreamError(f"motion blob has {reader.remaining} stray bytes")
     words = ans_words(reader.take(reader.remaining))
     counts = _Counts()
     if previous is not None:
@@ -199,7 +205,7 @@ def decode_motion(blob: bytes, shape: tuple[int, ...], previous: np.ndarray | No
     motion = np.zeros(shape, np.int64)
     used = 0
     try:
-        coder = _ANS(words)
+        coder = _ANS(words) if stream is None else stream
         for t, axis, phase in _passes(shape):
             contexts, cells = _contexts(motion, t, axis, phase)
             flags = _decode_runs(coder, counts.zero, contexts[0])
@@ -221,7 +227,7 @@ def decode_motion(blob: bytes, shape: tuple[int, ...], previous: np.ndarray | No
             counts.add(contexts, (flags, signs, np.minimum(magnitudes - 1, ESCAPE)))
     except (ValueError, RuntimeError) as e:
         raise BitstreamError(f"motion blob is damaged ({e})") from None
-    if used != excess.size or not coder.is_empty():
+    if used != excess.size or (stream is None and not coder.is_empty()):
         raise BitstreamError("motion blob does not hold exactly its values; it is damaged")
     return motion.astype(np.int32)
 

@@ -28,7 +28,8 @@ on any machine, with any number of threads. ``mu`` is then rounded to a quarter 
 ``log2 b`` to a quarter octave, which picks one of ``4 × SCALES`` fixed integer frequency
 tables (:func:`frequency_table`, built with :mod:`decimal`, whose ``exp`` is correctly
 rounded everywhere). The coder (:mod:`codec.context_coder`) codes ``value - floor(mu)``
-with that table; ``RANGE`` bounds the table and larger residuals are escaped.
+with that table (from format 7 on, with counts that adapt to the level as it is coded);
+``RANGE`` bounds the table and larger residuals are escaped.
 
 This module holds no training code; the decoder imports it.
 

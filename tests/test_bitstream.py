@@ -170,6 +170,25 @@ def test_carried_mode_predicts_from_the_last_slot():
         unpack_group(bytes(bad), SHAPES, prev)
 
 
+def test_one_ans_stream_holds_every_tensors_symbols():
+    """Format 7: the symbols of all a group's tensors follow their blobs in one ANS stream,
+    which saves each blob's own stream end; encoder and decoder split the stream among the
+    tensors alike, and a stream with more in it than the tensors read is refused."""
+    prev = random_latents(scale=20.0)
+    g = make_group(False, [p + RNG.integers(-1, 2, p.shape).astype(np.int32) for p in prev])
+    data = pack_group(g, prev)
+    head, records, blobs_start = _read_table(data, len(SHAPES), short_lengths=True)
+    own_streams = [len(encode_ints(x.astype(np.int64) - p)) for x, p in zip(g.latents, prev)]
+    assert len(data) - blobs_start < sum(own_streams)
+    out = unpack_group(data, SHAPES, prev)
+    assert out.tensor_bytes == g.tensor_bytes and sum(g.tensor_bytes) + g.head_bytes == len(data)
+    assert all(np.array_equal(a, b) for a, b in zip(out.latents, g.latents))
+    with pytest.raises(BitstreamError, match="stream holds more"):
+        unpack_group(data + b"\x01\x00\x00\x80", SHAPES, prev)
+    with pytest.raises(BitstreamError, match="does not match its tensor table"):  # a stream is no
+        unpack_group(data, SHAPES, prev, version=6)                              # format-6 blob
+
+
 def test_group_errors():
     prev = random_latents(scale=20.0)
     data = pack_group(make_group(False, [p + 1 for p in prev]), prev)

@@ -115,8 +115,8 @@ def varint(v: int) -> bytes:
 def _escapes_without_tail() -> bytes:
     """A valid ESCAPED blob of ten values, one escaped, with its tail blob cut out."""
     x = np.array([0] * 6 + [1] * 3 + [90])
-    blob = entropy._escaped(x, 0, 90, None)[0].to_bytes()
-    assert entropy._escaped(x, 0, 90, np.bincount(x))[0].to_bytes() == blob  # the caller's counts, same blob
+    blob = entropy._escaped(x, 0, 90, None)[0].standalone
+    assert entropy._escaped(x, 0, 90, np.bincount(x))[0].standalone == blob  # the caller's counts, same blob
     assert blob[0] == entropy.ESCAPED and np.array_equal(decode_ints(blob, 10), x)
     reader = entropy.BlobReader(blob)
     _, (_, _, tail) = entropy._read_params(reader)

@@ -29,9 +29,11 @@ GOLDEN = {
     "golden_v5.nirv": (5, "grid", (160, 96, 8), "d80ef3d0221b22b1d629abb7bb9eeca9"),
     # version 6: the same recipe (later encoder), every motion tensor context-coded
     "golden_v6.nirv": (6, "grid", (160, 96, 8), "def6f36ca0fadc5bdb834dbbbd2a08d8"),
+    # version 7: the same recipe (later encoder), one ANS stream per group
+    "golden_v7.nirv": (7, "grid", (160, 96, 8), "430765531560384086f4ebd6cb72fa48"),
 }
 CONTEXT_CODED = {"golden_v2_context.nirv", "golden_v3.nirv", "golden_v3_subpel.nirv", "golden_v4_cut.nirv",
-                 "golden_v5.nirv", "golden_v6.nirv"}
+                 "golden_v5.nirv", "golden_v6.nirv", "golden_v7.nirv"}
 
 
 def _make_golden():
@@ -50,7 +52,7 @@ def test_golden_file_decodes_to_its_md5(name):
     assert _make_golden().decoded_md5(DATA / name) == md5
 
 
-@pytest.mark.parametrize("name", ["golden_v4_cut.nirv", "golden_v5.nirv", "golden_v6.nirv"])
+@pytest.mark.parametrize("name", ["golden_v4_cut.nirv", "golden_v5.nirv", "golden_v6.nirv", "golden_v7.nirv"])
 def test_golden_groups_follow_the_cut_and_decode_from_it(name):
     import torch
 

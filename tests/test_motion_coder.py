@@ -6,7 +6,7 @@ import pytest
 from benchmarks.context_speed import seeded_motion
 from codec.bitstream import GroupPayload, pack_group, unpack_group
 from codec.bitstream.group import CONTEXT, INTRA, SHORT_LENGTHS, ContextLayout
-from codec.entropy import encode_ints
+from codec.entropy import ans_bytes, ans_decoder, encode_ints
 from codec.errors import BitstreamError
 from codec.motion_coder import decode_motion, encode_motion
 
@@ -17,12 +17,16 @@ def clustered_motion(seed: int, shape=(8, 2, 9, 11), escapes: bool = True) -> np
     return motion if escapes else np.clip(motion, -2, 2)
 
 
+def round_trip(motion: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
+    coded = encode_motion(motion, previous)
+    return decode_motion(coded.data, motion.shape, previous, coded.stream())
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_round_trip_with_and_without_the_previous_group(seed):
     motion, previous = clustered_motion(seed), clustered_motion(seed + 100)
     for prev in (None, previous):
-        blob = encode_motion(motion, prev)
-        assert decode_motion(blob, motion.shape, prev).tolist() == motion.tolist()
+        assert round_trip(motion, prev).tolist() == motion.tolist()
 
 
 def test_round_trip_of_extremes_and_odd_shapes():
@@ -31,25 +35,25 @@ def test_round_trip_of_extremes_and_odd_shapes():
         motion = rng.integers(-300, 301, shape).astype(np.int32)
         motion.flat[0] = 2**31 - 1
         motion.flat[-1] = -(2**31) + 1
-        assert decode_motion(encode_motion(motion, None), shape, None).tolist() == motion.tolist()
+        assert round_trip(motion, None).tolist() == motion.tolist()
     zeros = np.zeros((8, 2, 9, 11), np.int32)
-    assert decode_motion(encode_motion(zeros, None), zeros.shape, None).tolist() == zeros.tolist()
+    assert round_trip(zeros, None).tolist() == zeros.tolist()
 
 
 def test_clustered_motion_costs_less_than_one_table():
     motions = [clustered_motion(seed, escapes=False) for seed in range(6)]
-    context = sum(len(encode_motion(m, p)) for m, p in zip(motions, [None] + motions[:-1]))
+    context = sum(encode_motion(m, p).size for m, p in zip(motions, [None] + motions[:-1]))
     table = sum(len(encode_ints(m)) for m in motions)
     assert context < 0.9 * table
 
 
 def test_the_previous_group_seeds_the_counts():
     motion = clustered_motion(1, escapes=False)
-    assert len(encode_motion(motion, motion)) < len(encode_motion(motion, None))
+    assert encode_motion(motion, motion).size < encode_motion(motion, None).size
     # the decoder must be given the same previous group: another one decodes other values or fails
-    blob = encode_motion(motion, motion)
+    coded = encode_motion(motion, motion)
     try:
-        wrong = decode_motion(blob, motion.shape, None)
+        wrong = decode_motion(coded.data, motion.shape, None, coded.stream())
     except BitstreamError:
         return
     assert wrong.tolist() != motion.tolist()
@@ -57,7 +61,8 @@ def test_the_previous_group_seeds_the_counts():
 
 def test_damaged_blobs_end_in_a_bitstream_error_or_values_of_the_shape():
     motion = clustered_motion(2)
-    blob = encode_motion(motion, None)
+    coded = encode_motion(motion, None)
+    blob, n = coded.data + ans_bytes(coded.stream()), len(coded.data)
     rng = np.random.default_rng(0)
     mutants = [blob[:n] for n in range(len(blob))] + [b"\xff" * 12, b"\x80" * 12]
     for _ in range(200):
@@ -65,8 +70,8 @@ def test_damaged_blobs_end_in_a_bitstream_error_or_values_of_the_shape():
         data[rng.integers(len(data))] ^= 1 << int(rng.integers(8))
         mutants.append(bytes(data))
     for data in mutants:
-        try:
-            out = decode_motion(data, motion.shape, None)
+        try:  # the blob, then the group's shared stream
+            out = decode_motion(data[:n], motion.shape, None, ans_decoder(data[n:]))
         except BitstreamError:
             continue
         assert out.shape == motion.shape and out.dtype == np.int32
@@ -96,23 +101,22 @@ def test_payload_codes_the_motion_tensor_by_context_and_back():
         warm.latents[1].tolist()
     with pytest.raises(BitstreamError, match="previous group"):
         unpack_group(data, shapes, None, layout, key.scales)
-    with pytest.raises(BitstreamError, match="unknown coding mode"):
-        unpack_group(key_data, shapes, None, layout, version=SHORT_LENGTHS)
+    with pytest.raises(BitstreamError, match="does not match its tensor table"):  # format 7's stream
+        unpack_group(key_data, shapes, None, layout, version=SHORT_LENGTHS)      # is no format-5 blob
     with pytest.raises(BitstreamError, match="no grid level"):
         unpack_group(key_data, shapes, None, None)
 
 
-def test_repack_keeps_the_integers_and_moves_only_the_motion_bytes(tmp_path):
+def test_repack_keeps_the_integers_and_measures_the_motion_coder(tmp_path):
     from benchmarks.repack import repack
     from conftest import REPO
 
     golden = REPO / "tests" / "data" / "golden_v5.nirv"
-    v6 = repack(golden, tmp_path / "v6.nirv")  # raises if an integer differs
-    tables = repack(tmp_path / "v6.nirv", tmp_path / "tables.nirv", motion_context=False)
-    assert v6["repacked_tensor_bytes"]["motion"] < v6["tensor_bytes"]["motion"]
-    assert tables["repacked_tensor_bytes"]["motion"] == v6["tensor_bytes"]["motion"]
-    others = {k: v for k, v in v6["tensor_bytes"].items() if k != "motion"}
-    assert others == {k: v for k, v in v6["repacked_tensor_bytes"].items() if k != "motion"}
+    current = repack(golden, tmp_path / "current.nirv")  # raises if an integer differs
+    tables = repack(tmp_path / "current.nirv", tmp_path / "tables.nirv", motion_context=False)
+    assert current["repacked_tensor_bytes"]["motion"] < current["tensor_bytes"]["motion"]
+    assert tables["repacked_tensor_bytes"]["motion"] > tables["tensor_bytes"]["motion"]
+    assert current["repacked_bytes"] < tables["repacked_bytes"] < current["bytes"]
 
 
 def test_repacked_points_replace_only_the_runs_own_points():

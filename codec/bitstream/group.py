@@ -12,7 +12,9 @@ with adaptive context counts (:mod:`codec.motion_coder`), seeded in a warm group
 previous group's motion. Since format version 3 the tensor table is compact:
 varint lengths, a scale only where it differs from the previous group's (warm groups keep
 their steps), and an empty blob for an all-zero tensor or residual; since version 5 a blob
-length below 31 sits in its record's mode byte. Byte layout: see :mod:`codec.bitstream`.
+length below 31 sits in its record's mode byte; since version 7 the ANS symbols of all the
+group's blobs share one stream at the payload's end (each blob's final coder state, about 3
+bytes, is paid once per group). Byte layout: see :mod:`codec.bitstream`.
 
 Example:
     >>> import numpy as np
@@ -29,10 +31,12 @@ import math
 import struct
 from dataclasses import dataclass, field
 
+import constriction
 import numpy as np
 
 from codec.context_coder import decode_level, encode_level
-from codec.entropy import INT32_MAX, INT32_MIN, BlobReader, decode_ints, encode_ints, split_sizes, varint
+from codec.entropy import (INT32_MAX, INT32_MIN, BlobReader, Coded, ans_bytes, ans_decoder, decode_ints, encode_coded,
+                           push, split_sizes, varint)
 from codec.errors import BitstreamError
 from codec.motion_coder import decode_motion, encode_motion
 from nirvana.context import ALL_INPUTS, CONTEXT_TENSORS, FixedPointContext
@@ -43,6 +47,7 @@ KEY_FLAG = 0x01
 COMPACT = 3  # the first format version with compact payloads
 SHORT_LENGTHS = 5  # the first with blob lengths in the mode byte (written since)
 MOTION_CONTEXT = 6  # the first with a context-coded motion tensor
+SHARED_STREAM = 7  # the first with one ANS stream per group, after the blobs
 SCALE_FLAG = 0x04  # compact record: a scale follows its mode byte
 _MODE_BITS = 0x03
 LENGTH_SHIFT = 3  # version 5 on: a record's mode byte holds min(blob length, LONG) above bit 2
@@ -50,7 +55,8 @@ LONG = 0x1F  # ... and a blob of LONG bytes or more has varint(length - LONG) af
 _HEAD = struct.Struct("<BBIfH")  # versions 1-2: flags, num_frames, iterations, psnr, tensor count
 _TENSOR = struct.Struct("<BfI")  # versions 1-2: mode, scale, blob length
 _SCALE = struct.Struct("<f")
-_ZERO_BLOB = encode_ints(np.zeros(1, np.int32))  # a constant 0: written as an empty blob
+_ZERO_BLOB = encode_coded(np.zeros(1, np.int32)).data  # a constant 0: written as an empty blob
+_ANS = constriction.stream.stack.AnsCoder
 U32_MAX = 2**32 - 1
 
 
@@ -114,45 +120,74 @@ def pack_group(g: GroupPayload, prev: list[np.ndarray] | None,
     reference = None if g.is_key or not residuals else prev
     inherited = None if g.is_key else prev_scales
     model = None if context is None or not context.levels else context.model(g.latents, g.scales)
-    blobs, records, g.modes = [], [], []
+    coded, records, g.modes = [], [], []
     for i, (latent, scale) in enumerate(zip(g.latents, g.scales)):
         if not math.isfinite(scale):
             raise ValueError(f"tensor {i} has a non-finite scale {scale}")
-        mode, blob = _smallest(np.asarray(latent), None if reference is None else reference[i])
+        mode, best = _smallest(np.asarray(latent), None if reference is None else reference[i])
         if model is not None and i < context.levels:
             coarser = g.latents[i + 1] if i + 1 < context.levels else None
-            coded = encode_level(latent, coarser, None if reference is None else reference[i],
-                                 model, i)
-            if len(coded) < len(blob):
-                mode, blob = CONTEXT, coded
+            level = encode_level(latent, coarser, None if reference is None else reference[i], model, i)
+            if level.size < best.size:
+                mode, best = CONTEXT, level
         if context is not None and i == context.motion:
-            coded = encode_motion(latent, None if g.is_key or prev is None else prev[i])
-            if len(coded) < len(blob):
-                mode, blob = CONTEXT, coded
-        if blob == _ZERO_BLOB:
-            blob = b""
-        short = min(len(blob), LONG)
+            motion = encode_motion(latent, None if g.is_key or prev is None else prev[i])
+            if motion.size < best.size:
+                mode, best = CONTEXT, motion
+        if best.data == _ZERO_BLOB and not best.chunks:
+            best = Coded(b"")
+        short = min(len(best.data), LONG)
         record = bytes([mode | short << LENGTH_SHIFT])
         if inherited is None or _SCALE.pack(scale) != _SCALE.pack(inherited[i]):
             record = bytes([record[0] | SCALE_FLAG]) + _SCALE.pack(scale)
-        blobs.append(blob)
-        records.append(record + (varint(len(blob) - LONG) if short == LONG else b""))
+        coded.append(best)
+        records.append(record + (varint(len(best.data) - LONG) if short == LONG else b""))
         g.modes.append(mode)
+    order = _decode_order(g.modes, context)
+    coder, bits = _ANS(), [0] * len(coded)
+    for i in reversed(order):
+        before = coder.num_valid_bits()
+        push(coder, coded[i].chunks)
+        bits[i] = coder.num_valid_bits() - before
+    stream = ans_bytes(coder)
     head = (bytes([KEY_FLAG if g.is_key else 0, g.num_frames]) + varint(g.iterations)
-            + _SCALE.pack(g.psnr) + varint(len(blobs)))
-    data = head + b"".join(records) + b"".join(blobs)
-    g.weight_bytes = sum(_weight_bytes(mode, blob) for mode, blob in zip(g.modes, blobs))
+            + _SCALE.pack(g.psnr) + varint(len(coded)))
+    data = head + b"".join(records) + b"".join(c.data for c in coded) + stream
+    g.weight_bytes = len(stream) + sum(_weight_bytes(mode, c.data) for mode, c in zip(g.modes, coded))
     g.side_bytes = len(data) - g.weight_bytes
-    g.tensor_bytes = [len(blob) + len(record) for blob, record in zip(blobs, records)]
+    shares = _stream_shares(bits, order, len(stream))
+    g.tensor_bytes = [len(c.data) + len(record) + share for c, record, share in zip(coded, records, shares)]
     g.head_bytes = len(head)
     g.stats_bytes = len(varint(g.iterations)) + _SCALE.size
     return data
 
 
+def _decode_order(modes: list[int], context: ContextLayout | None) -> list[int]:
+    """The order in which a decoder reads the tensors' symbols: every tensor but the
+    context-coded grid levels in file order, then those levels from the coarsest (each one's
+    context reads the next-coarser level)."""
+    levels = context.levels if context is not None else 0
+    late = [i for i in reversed(range(levels)) if modes[i] == CONTEXT]
+    return [i for i in range(len(modes)) if i not in late] + late
+
+
+def _stream_shares(bits: list[int], order: list[int], stream_bytes: int) -> list[int]:
+    """Each tensor's bytes of the shared stream: its ANS bits (``bits``, per tensor), summed in
+    decode ``order`` and rounded up to whole bytes; the first tensor read also takes what the
+    stream holds beyond them (its final state), so that the shares sum to ``stream_bytes``."""
+    shares, total = [0] * len(bits), 0
+    for i in order:
+        shares[i] = -(-(total + bits[i]) // 8) - -(-total // 8)
+        total += bits[i]
+    if order:
+        shares[order[0]] += stream_bytes - sum(shares)
+    return shares
+
+
 def unpack_group(
     data: bytes, shapes: list[tuple[int, ...]], prev: list[np.ndarray] | None,
     context: ContextLayout | None = None, prev_scales: list[float] | None = None,
-    version: int = MOTION_CONTEXT,
+    version: int = SHARED_STREAM,
 ) -> GroupPayload:
     """Parse a payload of format ``version`` (:func:`pack_group` writes the current one),
     rebuilding exact int32 latents of ``shapes``; ``prev`` and ``prev_scales`` are the
@@ -165,9 +200,11 @@ def unpack_group(
         g, records, pos = _read_table(data, len(shapes), short_lengths=version >= SHORT_LENGTHS)
     else:
         g, records, pos = _read_fixed_table(data, len(shapes))
-    if pos + sum(length for _, _, length, _ in records) != len(data):
+    end = pos + sum(length for _, _, length, _ in records)
+    if end > len(data) or (end != len(data) and version < SHARED_STREAM):
         raise BitstreamError("group payload length does not match its tensor table")
-    blobs = []
+    stream = ans_decoder(data[end:]) if version >= SHARED_STREAM else None
+    blobs, bits = [], [0] * len(records)
     for i, (mode, scale, length, record_bytes) in enumerate(records):
         if scale is None:  # compact record: the previous group's scale
             if g.is_key or prev_scales is None or i >= len(prev_scales):
@@ -179,12 +216,13 @@ def unpack_group(
         g.modes.append(mode)
         g.tensor_bytes.append(length + record_bytes)
         g.weight_bytes += _weight_bytes(mode, blobs[i])
+        before = stream.num_valid_bits() if stream else 0
         if mode == CONTEXT and context is not None and i == context.motion:
             if version < MOTION_CONTEXT:
                 raise BitstreamError(f"tensor {i} (motion) has an unknown coding mode {mode}")
             previous = None if g.is_key else _previous(prev, i, tuple(shapes[i]))
             try:
-                g.latents.append(decode_motion(blobs[i], tuple(shapes[i]), previous))
+                g.latents.append(decode_motion(blobs[i], tuple(shapes[i]), previous, stream))
             except BitstreamError as e:
                 raise BitstreamError(f"tensor {i}: {e}") from None
         elif mode == CONTEXT:
@@ -194,7 +232,8 @@ def unpack_group(
             g.latents.append(None)
         else:
             g.latents.append(_decode_tensor(i, blobs[i], mode, scale, tuple(shapes[i]), g.is_key, prev,
-                                            empty_is_zero=version >= COMPACT))
+                                            empty_is_zero=version >= COMPACT, stream=stream))
+        bits[i] = before - (stream.num_valid_bits() if stream else 0)
     if CONTEXT in g.modes[:context.levels if context else 0]:
         model = context.model(g.latents, g.scales)
         for i in reversed(range(context.levels)):
@@ -203,10 +242,19 @@ def unpack_group(
                 previous = None if g.is_key or prev is None else prev[i]
                 if previous is not None and previous.shape != tuple(shapes[i]):
                     raise BitstreamError(f"tensor {i} has no matching previous group")
+                before = stream.num_valid_bits() if stream else 0
                 try:
-                    g.latents[i] = decode_level(blobs[i], tuple(shapes[i]), coarser, previous, model, i)
+                    g.latents[i] = decode_level(blobs[i], tuple(shapes[i]), coarser, previous, model, i,
+                                                stream=stream)
                 except BitstreamError as e:
                     raise BitstreamError(f"tensor {i}: {e}") from None
+                bits[i] = before - (stream.num_valid_bits() if stream else 0)
+    if stream is not None:
+        if not stream.is_empty():
+            raise BitstreamError("group payload's ANS stream holds more than its tensors; it is damaged")
+        shares = _stream_shares(bits, _decode_order(g.modes, context), len(data) - end)
+        g.tensor_bytes = [n + share for n, share in zip(g.tensor_bytes, shares)]
+        g.weight_bytes += len(data) - end
     g.side_bytes = len(data) - g.weight_bytes
     return g
 
@@ -287,10 +335,10 @@ def carried(previous: np.ndarray) -> np.ndarray:
     return np.broadcast_to(previous[:, -1:], previous.shape)
 
 
-def _smallest(latent: np.ndarray, reference: np.ndarray | None) -> tuple[int, bytes]:
-    """(mode, blob) of the smallest of intra, residual and carried coding; ties go to the
-    lower mode."""
-    best = (INTRA, encode_ints(latent))
+def _smallest(latent: np.ndarray, reference: np.ndarray | None) -> tuple[int, Coded]:
+    """(mode, coded tensor) of the smallest of intra, residual and carried coding; ties go to
+    the lower mode."""
+    best = (INTRA, encode_coded(latent))
     if reference is None:
         return best
     reference = np.asarray(reference)
@@ -303,8 +351,8 @@ def _smallest(latent: np.ndarray, reference: np.ndarray | None) -> tuple[int, by
         residual = latent.astype(np.int64) - prediction.astype(np.int64)
         if residual.size and (residual.min() < INT32_MIN or residual.max() > INT32_MAX):
             continue
-        coded = encode_ints(residual)
-        if len(coded) < len(best[1]):
+        coded = encode_coded(residual)
+        if coded.size < best[1].size:
             best = (mode, coded)
     return best
 
@@ -318,6 +366,7 @@ def _decode_tensor(
     is_key: bool,
     prev: list[np.ndarray] | None,
     empty_is_zero: bool,
+    stream=None,
 ) -> np.ndarray:
     if mode not in (INTRA, RESIDUAL, CARRIED):
         raise BitstreamError(f"tensor {i} has an unknown coding mode {mode}")
@@ -327,7 +376,7 @@ def _decode_tensor(
         if empty_is_zero and not blob:
             values = np.zeros(shape, np.int32)
         else:
-            values = decode_ints(blob, math.prod(shape)).reshape(shape)
+            values = decode_ints(blob, math.prod(shape), stream).reshape(shape)
     except BitstreamError as e:
         raise BitstreamError(f"tensor {i}: {e}") from None
     if mode == INTRA:
