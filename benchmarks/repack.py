@@ -54,7 +54,8 @@ def repack(path: Path, out: Path, motion_context: bool = True) -> dict:
         for g, (start, stop) in zip(payloads, frames):
             old_bytes = list(g.tensor_bytes)
             data = pack_group(g, None if prev is None else prev.latents, context,
-                              None if prev is None else prev.scales)
+                              None if prev is None else prev.scales,
+                              prev_tables=None if prev is None else prev.tables)
             for name, old, new in zip(names, old_bytes, g.tensor_bytes):
                 before[name] += old
                 after[name] += new

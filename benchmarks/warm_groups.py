@@ -55,7 +55,8 @@ def fit_and_pack(frames: np.ndarray, net, key_cfg: FitConfig, later_cfg: FitConf
                          group_index=start // group)
         fitter.fit_cfg = later_cfg
         payload = GroupPayload(fit.key, stack.shape[0], fit.iterations, fit.psnr, fit.latents, fit.steps)
-        data = pack_group(payload, None if key else prev.latents, context, None if key else prev.scales)
+        data = pack_group(payload, None if key else prev.latents, context, None if key else prev.scales,
+                          prev_tables=None if key else prev.tables)
         prev = payload
         rows.append(_row(start // group, fit, payload, data, time.perf_counter() - t0))
     return rows

@@ -19,7 +19,7 @@ Blob layout (mode 3 of a group payload's tensor record)::
 
 From format 7 on the blob ends after the escape blob: the escape blob's symbols and then the
 table symbols are read from the group's shared ANS stream (:class:`codec.entropy.Coded`),
-and the tables adapt to the level as it is coded (:class:`_Tables`).
+and the tables adapt to the level as it is coded (:class:`LevelTables`).
 
 Example:
     >>> import numpy as np
@@ -64,15 +64,27 @@ def _model(table: int):
     return constriction.stream.model.Categorical(_frequencies(table).astype(np.float64), perfect=False)
 
 
-class _Tables:
-    """The tables a level is coded with. Before format 7 each is its fixed frequencies. From
-    format 7 on (``adapt``) each table starts there and, after every pass, adds
-    ``ADAPT_WEIGHT`` to the count of every symbol that the pass coded with it: the level
-    learns where the context model's Laplace misses its values (integer counts, so the
-    decoder rebuilds them exactly; carphone's levels -3 to -4 %)."""
+class LevelTables:
+    """The tables a grid level is coded with. Before format 7 each is its fixed frequencies
+    (``adapt=False``). From format 7 on each table starts there and, after every pass, adds
+    ``ADAPT_WEIGHT`` to the count of every symbol that the pass coded with it, so a level
+    learns where the context model's Laplace misses its values; the counts carry on from
+    group to group until a key group (integers: the decoder rebuilds them exactly).
 
-    def __init__(self, adapt: bool) -> None:
+    >>> tables = LevelTables()
+    >>> tables.add([(5, np.array([RANGE + 1, RANGE + 1]))])
+    >>> int(tables.counts[5][RANGE + 1] - frequency_table(5 // SCALES, 5 % SCALES)[RANGE + 1])
+    512
+    """
+
+    def __init__(self, adapt: bool = True) -> None:
         self.counts: dict[int, np.ndarray] | None = {} if adapt else None
+
+    def copy(self) -> LevelTables:
+        """Tables that adapt from here on their own (the counts' arrays are never changed in place)."""
+        other = LevelTables(self.counts is not None)
+        other.counts = None if self.counts is None else dict(self.counts)
+        return other
 
     def model(self, table: int):
         counts = None if self.counts is None else self.counts.get(table)
@@ -80,15 +92,14 @@ class _Tables:
             return _model(table)
         return constriction.stream.model.Categorical(counts.astype(np.float64), perfect=False)
 
-    def add(self, tables: np.ndarray, symbols: np.ndarray) -> None:
-        """Take in a pass: the table and the symbol of each of its values."""
+    def add(self, runs: list[tuple[int, np.ndarray]]) -> None:
+        """Take in a pass: ``(table, symbols)`` per table it coded with."""
         if self.counts is None:
             return
-        seen = np.bincount(tables * SYMBOLS + symbols).astype(np.int64)
-        seen = np.pad(seen, (0, -seen.size % SYMBOLS)).reshape(-1, SYMBOLS)
-        for table in np.flatnonzero(seen.any(axis=1)).tolist():
+        for table, symbols in runs:
             counts = self.counts.get(table)
-            self.counts[table] = (_frequencies(table) if counts is None else counts) + ADAPT_WEIGHT * seen[table]
+            seen = np.bincount(symbols, minlength=SYMBOLS).astype(np.int64)
+            self.counts[table] = (_frequencies(table) if counts is None else counts) + ADAPT_WEIGHT * seen
 
 
 class _Passes:
@@ -120,13 +131,14 @@ class _Passes:
 
 
 def encode_level(values: np.ndarray, coarser: np.ndarray | None, previous: np.ndarray | None,
-                 model: FixedPointContext, level: int) -> Coded:
+                 model: FixedPointContext, level: int, tables: LevelTables | None = None) -> Coded:
     """Code int32 ``values`` ``(C, T, H, W)`` of grid level ``level`` given the decoded
     next-coarser level and the previous group's values of this level (None if absent), for a
-    group's shared ANS stream."""
+    group's shared ANS stream; ``tables`` (adapted as it codes; None: fresh ones) are the
+    level's tables as the previous group left them."""
     values = np.asarray(values)
     passes = _Passes(values.shape, coarser, previous, model, level)
-    coding = _Tables(adapt=True)
+    coding = LevelTables() if tables is None else tables
     chunks, escapes = [], []
     for t, phase in passes.order():
         tables, means = passes.context(t, phase)
@@ -138,7 +150,7 @@ def encode_level(values: np.ndarray, coarser: np.ndarray | None, previous: np.nd
         escapes.append(np.abs(residual[escaped]) - RANGE - 1)
         parts = np.split(symbols[order].astype(np.int32), np.cumsum(run_lengths)[:-1])
         chunks += [(coding.model(int(table)), part) for table, part in zip(run_tables, parts)]
-        coding.add(tables.numpy().astype(np.int64), symbols)
+        coding.add(list(zip(run_tables.tolist(), parts)))
         passes.fill(t, phase, truth)
     excess = encode_coded(np.concatenate(escapes) if escapes else np.zeros(0, np.int64))
     n_escapes = sum(e.size for e in escapes)
@@ -147,9 +159,11 @@ def encode_level(values: np.ndarray, coarser: np.ndarray | None, previous: np.nd
 
 def decode_level(blob: bytes, shape: tuple[int, ...], coarser: np.ndarray | None,
                  previous: np.ndarray | None, model: FixedPointContext, level: int,
-                 seconds: dict[str, float] | None = None, stream=None) -> np.ndarray:
+                 seconds: dict[str, float] | None = None, stream=None,
+                 tables: LevelTables | None = None) -> np.ndarray:
     """Invert :func:`encode_level`: int32 values of ``shape``; BitstreamError if damaged.
-    ``stream``: the group's shared AnsCoder (format 7 on; None: the blob's own ANS words).
+    ``stream``: the group's shared AnsCoder (format 7 on; None: the blob's own ANS words and
+    fixed tables); ``tables``: as for :func:`encode_level`.
     ``seconds``, if given, accumulates the time spent in ``"context"`` (features and the
     integer MLP) and ``"entropy"`` (table grouping and ANS decoding)."""
     count = int(np.prod(shape))
@@ -160,7 +174,7 @@ def decode_level(blob: bytes, shape: tuple[int, ...], coarser: np.ndarray | None
         raise BitstreamError(f"context-coded level has {reader.remaining} stray bytes")
     coder = _ANS(ans_words(reader.take(reader.remaining))) if stream is None else stream
     passes = _Passes(shape, coarser, previous, model, level)
-    coding = _Tables(adapt=stream is not None)
+    coding = LevelTables(adapt=stream is not None) if tables is None else tables
     used = 0
     clock = time.perf_counter
     for t, phase in passes.order():
@@ -170,13 +184,13 @@ def decode_level(blob: bytes, shape: tuple[int, ...], coarser: np.ndarray | None
         order, run_tables, run_lengths = runs(tables.numpy())
         try:
             parts = [coder.decode(coding.model(int(table)), int(n)) for table, n in zip(run_tables, run_lengths)]
+            coding.add(list(zip(run_tables.tolist(), parts)))
         except (ValueError, RuntimeError) as e:
             raise BitstreamError(f"context-coded level is damaged ({e})") from None
         in_order = np.concatenate(parts) if parts else np.zeros(0, np.int32)
         escaped = order[(in_order == ESCAPE_LOW) | (in_order == ESCAPE_HIGH)]
         symbols = np.empty(tables.numel(), np.int32)
         symbols[order] = in_order
-        coding.add(tables.numpy().astype(np.int64), symbols)
         # means and table residuals are far inside int32; escaped values are checked in int64
         decoded = means + (symbols - (RANGE + 1))
         if escaped.size:
@@ -197,4 +211,4 @@ def decode_level(blob: bytes, shape: tuple[int, ...], coarser: np.ndarray | None
     return passes.values.numpy().astype(np.int32)
 
 
-__all__ = ["encode_level", "decode_level"]
+__all__ = ["LevelTables", "encode_level", "decode_level"]

@@ -232,7 +232,8 @@ def _fit_segment(job: _Job, on_group: Callable[[GroupStats], None] | None = None
             payload = GroupPayload(fit.key, group.shape[0], fit.iterations, fit.psnr,
                                    fit.latents, fit.steps)
             data = pack_group(payload, None if prev is None else prev.latents, context,
-                              None if prev is None else prev.scales, residuals=job.fit.residual_coding)
+                              None if prev is None else prev.scales, residuals=job.fit.residual_coding,
+                              prev_tables=None if prev is None else prev.tables)
             prev = payload
             stats = GroupStats(index, fit.key, first_frame, group.shape[0], fit.iterations, fit.psnr,
                                fit.frame_psnrs, len(data), payload.weight_bytes, payload.side_bytes,

@@ -94,6 +94,43 @@ def test_tables_adapt_to_what_the_model_mispredicts():
     assert np.array_equal(decode_level(coded.data, values.shape, None, None, model, 0, stream=coded.stream()), values)
 
 
+def test_warm_groups_carry_the_level_tables():
+    """Format 7: a warm group's context-coded levels start from the tables the previous group
+    left, a key group's from fresh ones; the decoder must be given the same tables."""
+    w1 = np.zeros((2, FEATURES), np.int32)
+    w1[0, :4], w1[1, :4] = 16, -16  # as in test_context_pays_on_correlated_values: mu from the neighbours
+    latents = [w1, np.zeros(2, np.int32), np.array([[4, -4], [0, 0]], np.int32), np.zeros(2, np.int32),
+               np.zeros(3, np.int32)]
+    steps = [1 / 16, 1.0, 1 / 16, 1.0, 1.0]
+    shapes = [(1, 2, 32, 32), (1, 1, 16, 16), (1, 1, 8, 8)]
+    layout = ContextLayout(levels=3, start=3)
+    groups = [GroupPayload(k == 0, 4, 10, 30.0, [smooth_level(20 + 3 * k + i, s) for i, s in enumerate(shapes)]
+                           + latents, [1.0] * 3 + steps) for k in range(3)]
+    groups[2].is_key = True
+    datas, prev = [], None
+    for g in groups:
+        datas.append(pack_group(g, None if prev is None else prev.latents, layout,
+                                None if prev is None else prev.scales, residuals=False,
+                                prev_tables=None if prev is None else prev.tables))
+        prev = g
+    assert groups[1].modes[0] == CONTEXT
+    every_shape = shapes + [x.shape for x in latents]
+    key = unpack_group(datas[0], every_shape, None, layout)
+    warm = unpack_group(datas[1], every_shape, key.latents, layout, key.scales, prev_tables=key.tables)
+    assert all(np.array_equal(a, b) for a, b in zip(warm.latents, groups[1].latents))
+    fresh = pack_group(GroupPayload(False, 4, 10, 30.0, groups[1].latents, groups[1].scales), key.latents,
+                       layout, key.scales, residuals=False)
+    assert len(datas[1]) < len(fresh)  # the same statistics as the key group's: the counts carry over
+    try:
+        wrong = unpack_group(datas[1], every_shape, key.latents, layout, key.scales)  # fresh tables
+        assert not all(np.array_equal(a, b) for a, b in zip(wrong.latents, groups[1].latents))
+    except BitstreamError:
+        pass
+    again = unpack_group(datas[2], every_shape, warm.latents, layout, warm.scales, prev_tables=warm.tables)
+    assert all(np.array_equal(a, b) for a, b in zip(again.latents, groups[2].latents))  # a key group resets
+    assert unpack_group(datas[2], every_shape, None, layout).latents[0].tolist() == again.latents[0].tolist()
+
+
 def test_integer_path_ignores_batching_and_threads():
     _, _, model = random_model(7)
     level = torch.from_numpy(smooth_level(8, (2, 2, 17, 13)).astype(np.float64))

@@ -155,7 +155,9 @@ in fixed point from already decoded values::
 
 From version 7 on a level's tables adapt: each starts at its fixed frequencies, and after
 every pass every symbol that the pass coded with it adds 256 to its count
-(``codec.context_coder.ADAPT_WEIGHT``); afresh for every level of every group.
+(``codec.context_coder.ADAPT_WEIGHT``). A warm group's levels go on from the counts that the
+previous group's same level left (a level that was not context-coded there passes them on
+unchanged); a key group's start afresh.
 
 The context model's weights are tensors of the group like the synthesis weights (file order:
 w1, b1, w2, b2, per-level offsets), coded by the blobs above. A payload decodes its

@@ -231,7 +231,7 @@ class NirvReader:
         try:
             g = unpack_group(payload, shapes, None if prev is None else prev.latents,
                              self.header.context_layout, None if prev is None else prev.scales,
-                             self.version)
+                             self.version, None if prev is None else prev.tables)
         except BitstreamError as e:
             raise self._damaged(f"group {i}: {e}") from None
         start, stop = self.frame_range(i)

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import constriction
 import numpy as np
 
-from codec.context_coder import decode_level, encode_level
+from codec.context_coder import LevelTables, decode_level, encode_level
 from codec.entropy import (INT32_MAX, INT32_MIN, BlobReader, Coded, ans_bytes, ans_decoder, decode_ints, encode_coded,
                            push, split_sizes, varint)
 from codec.errors import BitstreamError
@@ -98,17 +98,20 @@ class GroupPayload:
     tensor_bytes: list[int] = field(default_factory=list)  # each tensor's blob + its record
     head_bytes: int = 0  # flags, frame count, stats and tensor count
     stats_bytes: int = 0  # of those, the encoder statistics the decoder does not need
+    tables: list[LevelTables] | None = None  # format 7 on: each context level's tables after this group
 
 
 def pack_group(g: GroupPayload, prev: list[np.ndarray] | None,
                context: ContextLayout | None = None, prev_scales: list[float] | None = None,
-               residuals: bool = True) -> bytes:
+               residuals: bool = True, prev_tables: list[LevelTables] | None = None) -> bytes:
     """Serialize ``g`` (the current format version's compact payload); non-key groups may
     code tensors as residuals against ``prev`` (unless ``residuals`` is False) and leave
     out the scales equal to ``prev_scales``; grid levels may be coded by the context model of
-    ``context``, and its motion tensor with counts seeded by ``prev``'s motion.
+    ``context``, with the tables the previous group left (``prev_tables``, its ``tables``),
+    and its motion tensor with counts seeded by ``prev``'s motion.
 
-    Fills ``g.modes``, the byte counts and ``g.tensor_bytes``. Example: see the module doc.
+    Fills ``g.modes``, the byte counts, ``g.tensor_bytes`` and ``g.tables``. Example: see the
+    module doc.
     """
     if len(g.latents) != len(g.scales) or len(g.latents) > 0xFFFF:
         raise ValueError(f"{len(g.latents)} latent tensors but {len(g.scales)} scales")
@@ -120,6 +123,7 @@ def pack_group(g: GroupPayload, prev: list[np.ndarray] | None,
     reference = None if g.is_key or not residuals else prev
     inherited = None if g.is_key else prev_scales
     model = None if context is None or not context.levels else context.model(g.latents, g.scales)
+    g.tables = _level_tables(context, None if g.is_key else prev_tables)
     coded, records, g.modes = [], [], []
     for i, (latent, scale) in enumerate(zip(g.latents, g.scales)):
         if not math.isfinite(scale):
@@ -127,9 +131,11 @@ def pack_group(g: GroupPayload, prev: list[np.ndarray] | None,
         mode, best = _smallest(np.asarray(latent), None if reference is None else reference[i])
         if model is not None and i < context.levels:
             coarser = g.latents[i + 1] if i + 1 < context.levels else None
-            level = encode_level(latent, coarser, None if reference is None else reference[i], model, i)
+            adapted = g.tables[i].copy()
+            level = encode_level(latent, coarser, None if reference is None else reference[i], model, i, adapted)
             if level.size < best.size:
                 mode, best = CONTEXT, level
+                g.tables[i] = adapted
         if context is not None and i == context.motion:
             motion = encode_motion(latent, None if g.is_key or prev is None else prev[i])
             if motion.size < best.size:
@@ -162,6 +168,18 @@ def pack_group(g: GroupPayload, prev: list[np.ndarray] | None,
     return data
 
 
+def _level_tables(context: ContextLayout | None, prev: list[LevelTables] | None) -> list[LevelTables] | None:
+    """Each context level's tables at the start of a group: the previous group's (a warm
+    group's), else fresh ones; None without a context model."""
+    if context is None or not context.levels:
+        return None
+    if prev is None:
+        return [LevelTables() for _ in range(context.levels)]
+    if len(prev) != context.levels:
+        raise BitstreamError(f"the previous group has tables for {len(prev)} levels, not {context.levels}")
+    return list(prev)
+
+
 def _decode_order(modes: list[int], context: ContextLayout | None) -> list[int]:
     """The order in which a decoder reads the tensors' symbols: every tensor but the
     context-coded grid levels in file order, then those levels from the coarsest (each one's
@@ -187,11 +205,12 @@ def _stream_shares(bits: list[int], order: list[int], stream_bytes: int) -> list
 def unpack_group(
     data: bytes, shapes: list[tuple[int, ...]], prev: list[np.ndarray] | None,
     context: ContextLayout | None = None, prev_scales: list[float] | None = None,
-    version: int = SHARED_STREAM,
+    version: int = SHARED_STREAM, prev_tables: list[LevelTables] | None = None,
 ) -> GroupPayload:
     """Parse a payload of format ``version`` (:func:`pack_group` writes the current one),
-    rebuilding exact int32 latents of ``shapes``; ``prev`` and ``prev_scales`` are the
-    previous group's latents and scales (residuals and inherited scales refer to them).
+    rebuilding exact int32 latents of ``shapes``; ``prev``, ``prev_scales`` and
+    ``prev_tables`` are the previous group's latents, scales and context tables (residuals,
+    inherited scales and, from format 7 on, context-coded levels refer to them).
 
     Raises BitstreamError when the payload is damaged or does not fit ``shapes`` / ``prev``.
     Example: see the module doc.
@@ -234,6 +253,8 @@ def unpack_group(
             g.latents.append(_decode_tensor(i, blobs[i], mode, scale, tuple(shapes[i]), g.is_key, prev,
                                             empty_is_zero=version >= COMPACT, stream=stream))
         bits[i] = before - (stream.num_valid_bits() if stream else 0)
+    if stream is not None:
+        g.tables = _level_tables(context, None if g.is_key else prev_tables)
     if CONTEXT in g.modes[:context.levels if context else 0]:
         model = context.model(g.latents, g.scales)
         for i in reversed(range(context.levels)):
@@ -243,11 +264,14 @@ def unpack_group(
                 if previous is not None and previous.shape != tuple(shapes[i]):
                     raise BitstreamError(f"tensor {i} has no matching previous group")
                 before = stream.num_valid_bits() if stream else 0
+                adapted = None if g.tables is None else g.tables[i].copy()
                 try:
                     g.latents[i] = decode_level(blobs[i], tuple(shapes[i]), coarser, previous, model, i,
-                                                stream=stream)
+                                                stream=stream, tables=adapted)
                 except BitstreamError as e:
                     raise BitstreamError(f"tensor {i}: {e}") from None
+                if adapted is not None:
+                    g.tables[i] = adapted
                 bits[i] = before - (stream.num_valid_bits() if stream else 0)
     if stream is not None:
         if not stream.is_empty():
