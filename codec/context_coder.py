@@ -131,14 +131,14 @@ class _Passes:
 
 
 def encode_level(values: np.ndarray, coarser: np.ndarray | None, previous: np.ndarray | None,
-                 model: FixedPointContext, level: int, tables: LevelTables | None = None) -> Coded:
+                 model: FixedPointContext, level: int, level_tables: LevelTables | None = None) -> Coded:
     """Code int32 ``values`` ``(C, T, H, W)`` of grid level ``level`` given the decoded
     next-coarser level and the previous group's values of this level (None if absent), for a
-    group's shared ANS stream; ``tables`` (adapted as it codes; None: fresh ones) are the
+    group's shared ANS stream; ``level_tables`` (adapted as it codes; None: fresh ones) are the
     level's tables as the previous group left them."""
     values = np.asarray(values)
     passes = _Passes(values.shape, coarser, previous, model, level)
-    coding = LevelTables() if tables is None else tables
+    coding = LevelTables() if level_tables is None else level_tables
     chunks, escapes = [], []
     for t, phase in passes.order():
         tables, means = passes.context(t, phase)
@@ -160,10 +160,10 @@ def encode_level(values: np.ndarray, coarser: np.ndarray | None, previous: np.nd
 def decode_level(blob: bytes, shape: tuple[int, ...], coarser: np.ndarray | None,
                  previous: np.ndarray | None, model: FixedPointContext, level: int,
                  seconds: dict[str, float] | None = None, stream=None,
-                 tables: LevelTables | None = None) -> np.ndarray:
+                 level_tables: LevelTables | None = None) -> np.ndarray:
     """Invert :func:`encode_level`: int32 values of ``shape``; BitstreamError if damaged.
     ``stream``: the group's shared AnsCoder (format 7 on; None: the blob's own ANS words and
-    fixed tables); ``tables``: as for :func:`encode_level`.
+    fixed tables); ``level_tables``: as for :func:`encode_level`.
     ``seconds``, if given, accumulates the time spent in ``"context"`` (features and the
     integer MLP) and ``"entropy"`` (table grouping and ANS decoding)."""
     count = int(np.prod(shape))
@@ -174,7 +174,7 @@ def decode_level(blob: bytes, shape: tuple[int, ...], coarser: np.ndarray | None
         raise BitstreamError(f"context-coded level has {reader.remaining} stray bytes")
     coder = _ANS(ans_words(reader.take(reader.remaining))) if stream is None else stream
     passes = _Passes(shape, coarser, previous, model, level)
-    coding = LevelTables(adapt=stream is not None) if tables is None else tables
+    coding = LevelTables(adapt=stream is not None) if level_tables is None else level_tables
     used = 0
     clock = time.perf_counter
     for t, phase in passes.order():

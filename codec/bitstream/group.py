@@ -267,7 +267,7 @@ def unpack_group(
                 adapted = None if g.tables is None else g.tables[i].copy()
                 try:
                     g.latents[i] = decode_level(blobs[i], tuple(shapes[i]), coarser, previous, model, i,
-                                                stream=stream, tables=adapted)
+                                                stream=stream, level_tables=adapted)
                 except BitstreamError as e:
                     raise BitstreamError(f"tensor {i}: {e}") from None
                 if adapted is not None:
