@@ -29,7 +29,7 @@ GOLDEN = {
     "golden_v5.nirv": (5, "grid", (160, 96, 8), "d80ef3d0221b22b1d629abb7bb9eeca9"),
     # version 6: the same recipe (later encoder), every motion tensor context-coded
     "golden_v6.nirv": (6, "grid", (160, 96, 8), "def6f36ca0fadc5bdb834dbbbd2a08d8"),
-    # version 7: the same recipe (later encoder), one ANS stream per group
+    # version 7: the same recipe (later encoder), one ANS stream per group, context tables that adapt
     "golden_v7.nirv": (7, "grid", (160, 96, 8), "430765531560384086f4ebd6cb72fa48"),
 }
 CONTEXT_CODED = {"golden_v2_context.nirv", "golden_v3.nirv", "golden_v3_subpel.nirv", "golden_v4_cut.nirv",

@@ -17,7 +17,8 @@ down, in groups of up to 3, so its groups hold frames 0-2, 3 (ended early before
 short blob lengths in the records, packed raw blobs, ANS words without their trailing zero
 bytes. ``golden_v6.nirv`` is the same recipe written by the version-6 writer of commit
 4e48ede: motion tensors coded with adaptive context counts. ``golden_v7.nirv`` (what this
-script builds) is the same recipe written by the version-7 writer: one ANS stream per group.
+script builds) is the same recipe written by the version-7 writer: one ANS stream per group
+and context tables that adapt.
 
     python tests/data/make_golden.py
 """
