@@ -37,7 +37,7 @@ Example:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import constriction
@@ -81,11 +81,14 @@ class Coded:
 
     data: bytes
     chunks: tuple[Chunk, ...] = ()
+    known_size: int | None = field(default=None, repr=False, compare=False)  # size, where already measured
 
     @cached_property
     def size(self) -> int:
         """The bytes it adds to a payload: its chunks are measured as a stream of their own,
         less the final state that a shared stream holds only once (``ANS_END_BYTES``)."""
+        if self.known_size is not None:
+            return self.known_size
         return len(self.data) + (len(_words(self.chunks)) - ANS_END_BYTES if self.chunks else 0)
 
     def stream(self):
@@ -141,8 +144,8 @@ class _Blob:
 
     def coded(self) -> Coded:
         """The blob and chunks of a shared stream (format 7 on)."""
-        if self.tail is None:
-            return Coded(self.side + self.raw, self.chunks)
+        if self.tail is None:  # the same measure as :attr:`size`: its words are not coded again
+            return Coded(self.side + self.raw, self.chunks, self.size)
         tail = self.tail.coded()
         return Coded(self.side + varint(len(tail.data)) + tail.data, self.chunks + tail.chunks)
 
