@@ -189,6 +189,11 @@ def _decode_order(modes: list[int], context: ContextLayout | None) -> list[int]:
     return [i for i in range(len(modes)) if i not in late] + late
 
 
+def _valid_bits(stream) -> int:
+    """Where a decoder is in the group's ANS stream (0 before format 7: no shared stream)."""
+    return 0 if stream is None else stream.num_valid_bits()
+
+
 def _stream_shares(bits: list[int], order: list[int], stream_bytes: int) -> list[int]:
     """Each tensor's bytes of the shared stream: its ANS bits (``bits``, per tensor), summed in
     decode ``order`` and rounded up to whole bytes; the first tensor read also takes what the
@@ -235,7 +240,7 @@ def unpack_group(
         g.modes.append(mode)
         g.tensor_bytes.append(length + record_bytes)
         g.weight_bytes += _weight_bytes(mode, blobs[i])
-        before = stream.num_valid_bits() if stream else 0
+        before = _valid_bits(stream)
         if mode == CONTEXT and context is not None and i == context.motion:
             if version < MOTION_CONTEXT:
                 raise BitstreamError(f"tensor {i} (motion) has an unknown coding mode {mode}")
@@ -252,7 +257,7 @@ def unpack_group(
         else:
             g.latents.append(_decode_tensor(i, blobs[i], mode, scale, tuple(shapes[i]), g.is_key, prev,
                                             empty_is_zero=version >= COMPACT, stream=stream))
-        bits[i] = before - (stream.num_valid_bits() if stream else 0)
+        bits[i] = before - _valid_bits(stream)
     if stream is not None:
         g.tables = _level_tables(context, None if g.is_key else prev_tables)
     if CONTEXT in g.modes[:context.levels if context else 0]:
@@ -263,7 +268,7 @@ def unpack_group(
                 previous = None if g.is_key or prev is None else prev[i]
                 if previous is not None and previous.shape != tuple(shapes[i]):
                     raise BitstreamError(f"tensor {i} has no matching previous group")
-                before = stream.num_valid_bits() if stream else 0
+                before = _valid_bits(stream)
                 adapted = None if g.tables is None else g.tables[i].copy()
                 try:
                     g.latents[i] = decode_level(blobs[i], tuple(shapes[i]), coarser, previous, model, i,
@@ -272,7 +277,7 @@ def unpack_group(
                     raise BitstreamError(f"tensor {i}: {e}") from None
                 if adapted is not None:
                     g.tables[i] = adapted
-                bits[i] = before - (stream.num_valid_bits() if stream else 0)
+                bits[i] = before - _valid_bits(stream)
     if stream is not None:
         if not stream.is_empty():
             raise BitstreamError("group payload's ANS stream holds more than its tensors; it is damaged")
