@@ -352,8 +352,9 @@ def _laplace_cdf(x: np.ndarray, b: float) -> np.ndarray:
 def runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The coding order of values that are coded in runs, one run per key (a table or a
     context: small non-negative integers): ``(order, key of each run, run lengths)``.
-    ``order`` sorts the values by key stably, so encoder and decoder agree; keys below 256
-    are sorted as bytes (a radix sort, several times faster than a comparison sort).
+    ``order`` sorts the values by key stably, so encoder and decoder agree; keys below 2^16
+    are sorted as 8- or 16-bit integers (numpy sorts them by radix, several times faster
+    than a comparison sort).
 
     Example: ``runs(np.array([2, 0, 2]))`` gives order ``[1, 0, 2]``, keys ``[0, 2]`` and
     lengths ``[1, 2]``.
@@ -361,6 +362,8 @@ def runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     keys = np.asarray(keys)
     if keys.size and keys.max() < 256:
         keys = keys.astype(np.uint8)
+    elif keys.size and keys.max() < 65536:
+        keys = keys.astype(np.uint16)  # also a radix sort
     order = np.argsort(keys, kind="stable")
     counts = np.bincount(keys)
     present = np.flatnonzero(counts)

@@ -72,8 +72,8 @@ SPATIAL, TEMPORAL, COARSER, PREVIOUS = 1, 2, 4, 8  # bits of a config's ``contex
 ALL_INPUTS = SPATIAL | TEMPORAL | COARSER | PREVIOUS
 # each phase as sub-lattices (row offset, column offset), stepping by 2 in both
 SUBLATTICES = (((0, 0),), ((1, 1),), ((0, 1), (1, 0)))
-_DIAGONAL = ((-1, -1), (-1, 1), (1, -1), (1, 1))
-_AXIAL = ((-1, 0), (1, 0), (0, -1), (0, 1))
+DIAGONAL = ((-1, -1), (-1, 1), (1, -1), (1, 1))
+AXIAL = ((-1, 0), (1, 0), (0, -1), (0, 1))
 
 
 def _lattices(height: int, width: int, phase: int) -> list[tuple[int, int, int, int]]:
@@ -129,7 +129,7 @@ def phase_columns(level: torch.Tensor, coarser: torch.Tensor | None, previous: t
 
         columns: list[torch.Tensor | None] = [None] * 4
         if spatial:
-            columns = [cells(padded, dy, dx, pad=1) for dy, dx in (_DIAGONAL if phase == 1 else _AXIAL)]
+            columns = [cells(padded, dy, dx, pad=1) for dy, dx in (DIAGONAL if phase == 1 else AXIAL)]
         columns.append(None if before is None else cells(before))
         # cell (y, x) sits in coarser cell (y // 2, x // 2)
         columns.append(None if above is None else above[:, :ny, :nx])
@@ -178,7 +178,7 @@ def dense_features(level: torch.Tensor, coarser: torch.Tensor | None, previous: 
         def at(dy: int, dx: int) -> torch.Tensor:
             return padded[..., 1 + dy:1 + dy + rows, 1 + dx:1 + dx + W]
 
-        features = [at(*d) * diagonal + at(*a) * axial for d, a in zip(_DIAGONAL, _AXIAL)]
+        features = [at(*d) * diagonal + at(*a) * axial for d, a in zip(DIAGONAL, AXIAL)]
     features.append(F.pad(band[:, :-1], (0, 0, 0, 0, 1, 0)) if inputs & TEMPORAL else zeros)
     if coarser is not None and inputs & COARSER:
         slots = coarser[:, [t * coarser.shape[1] // T for t in range(T)], top // 2:(bottom + 1) // 2]

@@ -31,9 +31,12 @@ GOLDEN = {
     "golden_v6.nirv": (6, "grid", (160, 96, 8), "def6f36ca0fadc5bdb834dbbbd2a08d8"),
     # version 7: the same recipe (later encoder), one ANS stream per group, context tables that adapt
     "golden_v7.nirv": (7, "grid", (160, 96, 8), "430765531560384086f4ebd6cb72fa48"),
+    # version 8: the same recipe (the same fit, so the same frames), context tables split by the
+    # neighbours' misses
+    "golden_v8.nirv": (8, "grid", (160, 96, 8), "430765531560384086f4ebd6cb72fa48"),
 }
 CONTEXT_CODED = {"golden_v2_context.nirv", "golden_v3.nirv", "golden_v3_subpel.nirv", "golden_v4_cut.nirv",
-                 "golden_v5.nirv", "golden_v6.nirv", "golden_v7.nirv"}
+                 "golden_v5.nirv", "golden_v6.nirv", "golden_v7.nirv", "golden_v8.nirv"}
 
 
 def _make_golden():
@@ -52,7 +55,8 @@ def test_golden_file_decodes_to_its_md5(name):
     assert _make_golden().decoded_md5(DATA / name) == md5
 
 
-@pytest.mark.parametrize("name", ["golden_v4_cut.nirv", "golden_v5.nirv", "golden_v6.nirv", "golden_v7.nirv"])
+@pytest.mark.parametrize("name", ["golden_v4_cut.nirv", "golden_v5.nirv", "golden_v6.nirv", "golden_v7.nirv",
+                                  "golden_v8.nirv"])
 def test_golden_groups_follow_the_cut_and_decode_from_it(name):
     import torch
 

@@ -3,12 +3,12 @@
 All integers are little-endian; ``u8/u16/u32/u64`` are unsigned, ``f16/f32`` IEEE floats.
 CRC32 is zlib's (``zlib.crc32``). Offsets are from the start of the file.
 
-File (format version 7), written by :class:`NirvWriter`, read by :class:`NirvReader`::
+File (format version 8), written by :class:`NirvWriter`, read by :class:`NirvReader`::
 
     prelude (8 + header size + 4 bytes; written last, by seeking back: the header is final
     only at the end, and its size is known from the start)
       0   4s   magic            b"NIRV"
-      4   u16  version          7 (1 to 6 are still read; a reader refuses newer versions
+      4   u16  version          8 (1 to 7 are still read; a reader refuses newer versions
                                 and asks for an upgrade)
       6   u16  header size      S
       8   ...  header           see "Header" below (S bytes)
@@ -67,7 +67,7 @@ Header, version 1 (38 bytes; siren only, read but no longer written)::
     patch_size u16  key_interval u16  hidden u16  hidden_layers u8  channels u16  w0 f32
     num_groups u32
 
-Group payload, versions 3 to 7 (:mod:`.group`), for every kind; T = number of tensors in the
+Group payload, versions 3 to 8 (:mod:`.group`), for every kind; T = number of tensors in the
 kind's file order (``nirvana.kinds``: for ``siren`` the stem, conv and bias weights; for
 ``grid`` the latent levels from the finest, then the synthesis weights, the context model's
 and, with motion, the motion tensor: int32 ``(G, 2, ceil(H / B), ceil(W / B))``, scale 1,
@@ -158,6 +158,15 @@ every pass every symbol that the pass coded with it adds 256 to its count
 (``codec.context_coder.ADAPT_WEIGHT``). A warm group's levels go on from the counts that the
 previous group's same level left (a level that was not context-coded there passes them on
 unchanged); a key group's start afresh.
+
+From version 8 on each of those tables is four, which adapt apart: a value is coded with
+the one of its *activity bucket* (``codec.context_coder.activity``), from ``m = min(|value -
+floor(mu)|, 3)`` of values decoded before it. Its neighbours are, in phase 0, the same cell
+and its four side neighbours in the slot before (none in a level's first slot); in phase 1
+its four diagonal and in phase 2 its four side neighbours in the same slot. With ``s`` the sum
+of their ``m`` and ``n`` the number of them inside the level, the bucket is 0 if ``s = 0``,
+1 if ``2 s <= n``, 2 otherwise, and 3 where there are none. A level of fewer than 4096 cells
+per slot (``ACTIVITY_MIN_CELLS``) puts every value in bucket 0.
 
 The context model's weights are tensors of the group like the synthesis weights (file order:
 w1, b1, w2, b2, per-level offsets), coded by the blobs above. A payload decodes its

@@ -40,7 +40,7 @@ from codec.tempfiles import blamed_on, remove_stale, temp_path
 
 MAGIC = b"NIRV"
 END_MAGIC = b"VRIN"
-VERSION = 7  # written (one ANS stream per group, adaptive context tables); 1 (siren only) to 6 are read
+VERSION = 8  # written (one ANS stream per group, context tables that adapt by the neighbours' misses); 1 (siren only) to 7 are read
 U32_MAX = 2**32 - 1
 
 _START = struct.Struct("<4sHH")  # magic, version, header size

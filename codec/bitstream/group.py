@@ -48,6 +48,7 @@ COMPACT = 3  # the first format version with compact payloads
 SHORT_LENGTHS = 5  # the first with blob lengths in the mode byte (written since)
 MOTION_CONTEXT = 6  # the first with a context-coded motion tensor
 SHARED_STREAM = 7  # the first with one ANS stream per group, after the blobs
+ACTIVITY_TABLES = 8  # the first whose context tables are split by the neighbours' misses
 SCALE_FLAG = 0x04  # compact record: a scale follows its mode byte
 _MODE_BITS = 0x03
 LENGTH_SHIFT = 3  # version 5 on: a record's mode byte holds min(blob length, LONG) above bit 2
@@ -168,13 +169,14 @@ def pack_group(g: GroupPayload, prev: list[np.ndarray] | None,
     return data
 
 
-def _level_tables(context: ContextLayout | None, prev: list[LevelTables] | None) -> list[LevelTables] | None:
+def _level_tables(context: ContextLayout | None, prev: list[LevelTables] | None,
+                  version: int = ACTIVITY_TABLES) -> list[LevelTables] | None:
     """Each context level's tables at the start of a group: the previous group's (a warm
-    group's), else fresh ones; None without a context model."""
+    group's), else fresh ones for format ``version``; None without a context model."""
     if context is None or not context.levels:
         return None
     if prev is None:
-        return [LevelTables() for _ in range(context.levels)]
+        return [LevelTables(activity=version >= ACTIVITY_TABLES) for _ in range(context.levels)]
     if len(prev) != context.levels:
         raise BitstreamError(f"the previous group has tables for {len(prev)} levels, not {context.levels}")
     return list(prev)
@@ -210,7 +212,7 @@ def _stream_shares(bits: list[int], order: list[int], stream_bytes: int) -> list
 def unpack_group(
     data: bytes, shapes: list[tuple[int, ...]], prev: list[np.ndarray] | None,
     context: ContextLayout | None = None, prev_scales: list[float] | None = None,
-    version: int = SHARED_STREAM, prev_tables: list[LevelTables] | None = None,
+    version: int = ACTIVITY_TABLES, prev_tables: list[LevelTables] | None = None,
 ) -> GroupPayload:
     """Parse a payload of format ``version`` (:func:`pack_group` writes the current one),
     rebuilding exact int32 latents of ``shapes``; ``prev``, ``prev_scales`` and
@@ -259,7 +261,7 @@ def unpack_group(
                                             empty_is_zero=version >= COMPACT, stream=stream))
         bits[i] = before - _valid_bits(stream)
     if stream is not None:
-        g.tables = _level_tables(context, None if g.is_key else prev_tables)
+        g.tables = _level_tables(context, None if g.is_key else prev_tables, version)
     if CONTEXT in g.modes[:context.levels if context else 0]:
         model = context.model(g.latents, g.scales)
         for i in reversed(range(context.levels)):
