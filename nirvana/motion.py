@@ -84,7 +84,7 @@ class Gather:
     both move frames with it, so they get the same floats. Made once, it moves any number of
     images (every iteration of a group's training)."""
 
-    index: torch.Tensor  # (K·P,) int64
+    index: torch.Tensor  # (K·P,) int32
     weights: torch.Tensor | None  # (K, P) or None
     shape: tuple[int, ...]  # the output's pixel shape, P = prod(shape)
 
@@ -103,33 +103,36 @@ def shift_gather(move: torch.Tensor, block: int, subpel: int, overlap: int,
     of ``size`` (H, W)."""
     height, width = size
     device = move.device
-    rows = torch.arange(height, device=device)[:, None]
-    cols = torch.arange(width, device=device)[None, :]
+    move = move.to(torch.int32)  # within ±(MOTION_RANGE << subpel); the indices fit int32 too
+    rows = torch.arange(height, device=device, dtype=torch.int32)[:, None]
+    cols = torch.arange(width, device=device, dtype=torch.int32)[None, :]
     last = (height - 1, width - 1)
     if not overlap:
         dy, dx = (_per_pixel(m, block, height, width) for m in move)
         return _gather(_taps(rows, cols, dy, dx, subpel, last, width))
     (ys, wys), (xs, wxs) = (_between_centres(block, n, count, device)
                             for n, count in ((height, move.shape[1]), (width, move.shape[2])))
-    taps = []
-    for y, wy in zip(ys, wys):
-        for x, wx in zip(xs, wxs):
-            v = move[:, y[:, None], x[None, :]]
-            weight = wy[:, None] * wx[None, :]
-            taps += [(index, weight if w is None else weight * w)
-                     for index, w in _taps(rows, cols, v[0], v[1], subpel, last, width)]
-    return _gather(taps)
+    # the four blocks around each pixel at once, in the order (first row, first column),
+    # (first, second), (second, first), (second, second): (4, H, W) per block's moves and weight
+    v = move[:, ys[:, None, :, None], xs[None, :, None, :]].reshape(2, 4, height, width)
+    weight = (wys[:, None, :, None] * wxs[None, :, None, :]).reshape(4, 1, height, width)
+    taps = _taps(rows, cols, v[0], v[1], subpel, last, width)
+    index = torch.stack([i for i, _ in taps], 1)  # (4 blocks, taps, H, W): block by block, as they are summed
+    if taps[0][1] is None:
+        return Gather(index.flatten(), weight.flatten(1), (height, width))
+    return Gather(index.flatten(), (weight * torch.stack([w for _, w in taps], 1)).flatten(0, 1).flatten(1),
+                  (height, width))
 
 
 def _between_centres(block: int, size: int, count: int,
-                     device: torch.device | str) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+                     device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
     """Along one axis of ``size`` pixels in blocks of ``block``: for every pixel the two
     blocks whose centres surround it (clamped to the ``count`` blocks) and their bilinear
-    weights, which sum to 1 and are multiples of ``1 / (2·block)``."""
+    weights, which sum to 1 and are multiples of ``1 / (2·block)``: two ``(2, size)``."""
     twice = 2 * torch.arange(size, device=device) - (block - 1)  # 2 · (distance to block 0's centre)
     first = torch.div(twice, 2 * block, rounding_mode="floor")
     near = (twice - first * 2 * block) / (2 * block)  # of the way to the next centre
-    return ([first.clamp(0, count - 1), (first + 1).clamp(0, count - 1)], [1 - near, near])
+    return (torch.stack([first.clamp(0, count - 1), (first + 1).clamp(0, count - 1)]), torch.stack([1 - near, near]))
 
 
 Taps = list[tuple[torch.Tensor, torch.Tensor | None]]
