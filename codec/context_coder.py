@@ -182,7 +182,7 @@ class _Passes:
         if tables.split == 1:
             return None
         if self.values.shape[2] * self.values.shape[3] < ACTIVITY_MIN_CELLS:
-            return np.zeros(self.values.shape[0] * phase_size(*self.values.shape[2:], phase), np.int64)
+            return np.zeros(self.values.shape[0] * phase_size(*self.values.shape[2:], phase), np.uint8)
         return activity(self.misses, t, phase)
 
     def fill(self, t: int, phase: int, values: np.ndarray, residuals: np.ndarray) -> None:

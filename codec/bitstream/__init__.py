@@ -163,10 +163,11 @@ From version 8 on each of those tables is four, which adapt apart: a value is co
 the one of its *activity bucket* (``codec.context_coder.activity``), from ``m = min(|value -
 floor(mu)|, 3)`` of values decoded before it. Its neighbours are, in phase 0, the same cell
 and its four side neighbours in the slot before (none in a level's first slot); in phase 1
-its four diagonal and in phase 2 its four side neighbours in the same slot. With ``s`` the sum
-of their ``m`` and ``n`` the number of them inside the level, the bucket is 0 if ``s = 0``,
-1 if ``2 s <= n``, 2 otherwise, and 3 where there are none. A level of fewer than 4096 cells
-per slot (``ACTIVITY_MIN_CELLS``) puts every value in bucket 0.
+its four diagonal and in phase 2 its four side neighbours in the same slot; a neighbour
+outside the level counts 0. With ``s`` the sum of their ``m``, the bucket is 0 if ``s = 0``,
+1 if ``s <= 2``, 2 otherwise, and 3 in a level's first pass (the first slot's phase 0). A
+level of fewer than 4096 cells per slot (``ACTIVITY_MIN_CELLS``) puts every value in bucket 0.
+The key of a value's counts is ``table * 4 + bucket``.
 
 The context model's weights are tensors of the group like the synthesis weights (file order:
 w1, b1, w2, b2, per-level offsets), coded by the blobs above. A payload decodes its
