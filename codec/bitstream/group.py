@@ -14,7 +14,9 @@ varint lengths, a scale only where it differs from the previous group's (warm gr
 their steps), and an empty blob for an all-zero tensor or residual; since version 5 a blob
 length below 31 sits in its record's mode byte; since version 7 the ANS symbols of all the
 group's blobs share one stream at the payload's end (each blob's final coder state, about 3
-bytes, is paid once per group). Byte layout: see :mod:`codec.bitstream`.
+bytes, is paid once per group); since version 8 a context-coded level's tables are split by
+the activity of each value's neighbours (:func:`codec.context_coder.activity`). Byte layout:
+see :mod:`codec.bitstream`.
 
 Example:
     >>> import numpy as np
