@@ -42,7 +42,6 @@ from functools import lru_cache
 import constriction
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from codec.entropy import (INT32_MAX, INT32_MIN, BlobReader, Coded, ans_words, decode_ints, encode_coded, runs,
                            varint)
@@ -122,31 +121,34 @@ _NEIGHBOURS = (_PREVIOUS_SLOT, DIAGONAL, AXIAL)  # whose misses a phase's bucket
 
 
 def activity(misses: torch.Tensor, t: int, phase: int) -> np.ndarray:
-    """Each value's activity bucket in pass ``(t, phase)``, from ``misses`` ``(C, T, H, W)``
-    uint8: ``min(|value - floor(mu)|, ACTIVITY_CAP)`` of the values decoded so far (0 for the
-    rest). ``s`` is the sum over the value's decoded neighbours (phase 0: the same cell and its
-    four sides in the slot before; phase 1 its four diagonal and phase 2 its four side
-    neighbours in the same slot; none outside the level); the bucket is 0 if ``s = 0``, 1 if
-    ``s <= 2``, 2 else, and 3 in a level's first pass, which has no neighbours decoded. A
-    model that missed a value's neighbours is likely to miss the value too, and the bucket's
-    tables learn by how much. Small integers: exact everywhere.
+    """Each value's activity bucket in pass ``(t, phase)``, from ``misses`` ``(C, T, H + 2,
+    W + 2)`` uint8: inside a border of zeros, ``min(|value - floor(mu)|, ACTIVITY_CAP)`` of the
+    values decoded so far (0 for the rest). ``s`` is the sum over the value's decoded
+    neighbours (phase 0: the same cell and its four sides in the slot before; phase 1 its four
+    diagonal and phase 2 its four side neighbours in the same slot; none outside the level);
+    the bucket is 0 if ``s = 0``, 1 if ``s <= 2``, 2 else, and 3 in a level's first pass,
+    which has no neighbours decoded. A model that missed a value's neighbours is likely to
+    miss the value too, and the bucket's tables learn by how much. Small integers: exact
+    everywhere.
 
-    >>> misses = torch.zeros(1, 1, 2, 2, dtype=torch.uint8)
-    >>> misses[0, 0, 0, 0] = 3
+    >>> misses = torch.zeros(1, 1, 4, 4, dtype=torch.uint8)
+    >>> misses[0, 0, 1, 1] = 3  # the level's cell (0, 0)
     >>> activity(misses, 0, 1).tolist(), activity(misses, 0, 2).tolist()
     ([2], [2, 2])
     """
     channels, _, height, width = misses.shape
+    height, width = height - 2, width - 2
     if phase == 0 and t == 0:
         return np.full(channels * phase_size(height, width, 0), ACTIVITY_BUCKETS - 1, np.uint8)
-    padded = F.pad(misses[:, t - 1 if phase == 0 else t], (1, 1, 1, 1))
+    padded = misses[:, t - 1 if phase == 0 else t]
     sums = []
     for oy, ox in SUBLATTICES[phase]:  # in phase_values' order: by sub-lattice, then channel, row, column
         rows, cols = (height - oy + 1) // 2, (width - ox + 1) // 2
-        total = torch.zeros((channels, rows, cols), dtype=torch.uint8)
+        total = None
         for dy, dx in _NEIGHBOURS[phase]:
             y, x = 1 + oy + dy, 1 + ox + dx
-            total += padded[:, y:y + 2 * rows - 1:2, x:x + 2 * cols - 1:2]
+            cells = padded[:, y:y + 2 * rows - 1:2, x:x + 2 * cols - 1:2]
+            total = cells.clone() if total is None else total.add_(cells)
         sums.append(total.reshape(-1))
     total = torch.cat(sums)
     return ((total > 0).to(torch.uint8) + (total >= ACTIVITY_CAP)).numpy()
@@ -159,7 +161,8 @@ class _Passes:
 
     def __init__(self, shape, coarser, previous, model: FixedPointContext, level: int):
         self.values = torch.zeros(shape, dtype=torch.float64)
-        self.misses = torch.zeros(shape, dtype=torch.uint8)
+        channels, slots, height, width = shape
+        self.misses = torch.zeros((channels, slots, height + 2, width + 2), dtype=torch.uint8)  # a border of 0
         self.coarser = None if coarser is None else torch.from_numpy(np.asarray(coarser, np.float64))
         self.previous = None if previous is None else torch.from_numpy(np.asarray(previous, np.float64))
         self.model, self.level = model, level
@@ -187,7 +190,7 @@ class _Passes:
 
     def fill(self, t: int, phase: int, values: np.ndarray, residuals: np.ndarray) -> None:
         fill_phase(self.values[:, t], phase, torch.from_numpy(values))  # copy_ converts to float64
-        fill_phase(self.misses[:, t], phase, torch.from_numpy(residuals).abs().clamp_(max=ACTIVITY_CAP))
+        fill_phase(self.misses[:, t, 1:-1, 1:-1], phase, torch.from_numpy(residuals).abs().clamp_(max=ACTIVITY_CAP))
 
 
 def encode_level(values: np.ndarray, coarser: np.ndarray | None, previous: np.ndarray | None,
