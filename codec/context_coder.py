@@ -157,12 +157,15 @@ def activity(misses: torch.Tensor, t: int, phase: int) -> np.ndarray:
 class _Passes:
     """The passes of one level in decode order; ``context(t, phase)`` gives each pass's
     tables and means from the values filled in so far (``self.values``), and ``buckets``
-    their activity buckets from the misses filled in so far (``self.misses``)."""
+    their activity buckets from the misses filled in so far (``self.misses``, kept only where
+    the tables are ``split`` and the level has ``ACTIVITY_MIN_CELLS`` cells per slot)."""
 
-    def __init__(self, shape, coarser, previous, model: FixedPointContext, level: int):
+    def __init__(self, shape, coarser, previous, model: FixedPointContext, level: int, split: bool = False):
         self.values = torch.zeros(shape, dtype=torch.float64)
         channels, slots, height, width = shape
-        self.misses = torch.zeros((channels, slots, height + 2, width + 2), dtype=torch.uint8)  # a border of 0
+        self.split = split
+        self.misses = (torch.zeros((channels, slots, height + 2, width + 2), dtype=torch.uint8)  # a border of 0
+                       if split and height * width >= ACTIVITY_MIN_CELLS else None)
         self.coarser = None if coarser is None else torch.from_numpy(np.asarray(coarser, np.float64))
         self.previous = None if previous is None else torch.from_numpy(np.asarray(previous, np.float64))
         self.model, self.level = model, level
@@ -181,16 +184,18 @@ class _Passes:
     def truth(self, values: np.ndarray, t: int, phase: int) -> np.ndarray:
         return phase_values(torch.from_numpy(values[:, t]), phase).numpy().astype(np.int64)
 
-    def buckets(self, tables: LevelTables, t: int, phase: int) -> np.ndarray | None:
-        if tables.split == 1:
+    def buckets(self, t: int, phase: int) -> np.ndarray | None:
+        if not self.split:
             return None
-        if self.values.shape[2] * self.values.shape[3] < ACTIVITY_MIN_CELLS:
+        if self.misses is None:  # a small level: one bucket
             return np.zeros(self.values.shape[0] * phase_size(*self.values.shape[2:], phase), np.uint8)
         return activity(self.misses, t, phase)
 
     def fill(self, t: int, phase: int, values: np.ndarray, residuals: np.ndarray) -> None:
         fill_phase(self.values[:, t], phase, torch.from_numpy(values))  # copy_ converts to float64
-        fill_phase(self.misses[:, t, 1:-1, 1:-1], phase, torch.from_numpy(residuals).abs().clamp_(max=ACTIVITY_CAP))
+        if self.misses is not None:
+            fill_phase(self.misses[:, t, 1:-1, 1:-1], phase,
+                       torch.from_numpy(residuals).abs().clamp_(max=ACTIVITY_CAP))
 
 
 def encode_level(values: np.ndarray, coarser: np.ndarray | None, previous: np.ndarray | None,
@@ -200,15 +205,15 @@ def encode_level(values: np.ndarray, coarser: np.ndarray | None, previous: np.nd
     group's shared ANS stream; ``level_tables`` (adapted as it codes; None: fresh ones) are the
     level's tables as the previous group left them."""
     values = np.asarray(values)
-    passes = _Passes(values.shape, coarser, previous, model, level)
     coding = LevelTables() if level_tables is None else level_tables
+    passes = _Passes(values.shape, coarser, previous, model, level, coding.split > 1)
     chunks, escapes = [], []
     for t, phase in passes.order():
         tables, means = passes.context(t, phase)
         truth = passes.truth(values, t, phase)
         residual = truth - means
         symbols = np.clip(residual, -RANGE - 1, RANGE + 1) + RANGE + 1
-        keys = coding.keys(tables.numpy(), passes.buckets(coding, t, phase))
+        keys = coding.keys(tables.numpy(), passes.buckets(t, phase))
         order, run_keys, run_lengths = runs(keys)
         escaped = order[np.abs(residual[order]) > RANGE]
         escapes.append(np.abs(residual[escaped]) - RANGE - 1)
@@ -237,14 +242,14 @@ def decode_level(blob: bytes, shape: tuple[int, ...], coarser: np.ndarray | None
     if stream is not None and reader.remaining:
         raise BitstreamError(f"context-coded level has {reader.remaining} stray bytes")
     coder = _ANS(ans_words(reader.take(reader.remaining))) if stream is None else stream
-    passes = _Passes(shape, coarser, previous, model, level)
     coding = LevelTables(adapt=stream is not None) if level_tables is None else level_tables
+    passes = _Passes(shape, coarser, previous, model, level, coding.split > 1)
     used = 0
     clock = time.perf_counter
     for t, phase in passes.order():
         t0 = clock()
         tables, means = passes.context(t, phase)
-        keys = coding.keys(tables.numpy(), passes.buckets(coding, t, phase))
+        keys = coding.keys(tables.numpy(), passes.buckets(t, phase))
         t1 = clock()
         order, run_keys, run_lengths = runs(keys)
         try:
