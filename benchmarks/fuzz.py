@@ -2,9 +2,10 @@
 
 Every mutant of a small valid file (``tests/data/golden_v1.nirv``, ``golden_v2.nirv``,
 ``golden_v2_context.nirv``, ``golden_v3.nirv``, ``golden_v3_subpel.nirv``, ``golden_v4_cut.nirv``,
-``golden_v5.nirv``, ``golden_v6.nirv``, ``golden_v7.nirv``, ``golden_v8.nirv``: every format version,
-context-coded levels, fixed and compact tensor tables, motion (context-coded from version 6),
-one ANS stream per group (version 7), context tables split by activity (version 8), and groups ended early at a scene cut) must end in one of three outcomes, decided in-process:
+``golden_v5.nirv``, ``golden_v6.nirv``, ``golden_v7.nirv``, ``golden_v8.nirv``, ``golden_v9.nirv``:
+every format version, context-coded levels, fixed and compact tensor tables, motion
+(context-coded from version 6), one ANS stream per group (version 7), context tables split
+by activity (version 8), cubic sub-pixel motion (version 9), and groups ended early at a scene cut) must end in one of three outcomes, decided in-process:
 
 ``open``     refused when opened (:func:`codec.limits.open_nirv`: framing, header, limits)
              with a :class:`~codec.errors.CodecError`,
@@ -76,7 +77,7 @@ BASES = [REPO / "tests" / "data" / name for name in ("golden_v1.nirv", "golden_v
                                                         "golden_v2_context.nirv", "golden_v3.nirv",
                                                         "golden_v3_subpel.nirv", "golden_v4_cut.nirv",
                                                         "golden_v5.nirv", "golden_v6.nirv",
-                                                        "golden_v7.nirv", "golden_v8.nirv")]
+                                                        "golden_v7.nirv", "golden_v8.nirv", "golden_v9.nirv")]
 OUTCOMES = ("open", "group", "decoded", "bug")
 FUZZ_LIMITS = {"values_per_group": 1 << 16, "frame_pixels": 1 << 14, "group_work": 1 << 24,
                "group_bytes": 1 << 26}

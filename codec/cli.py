@@ -167,6 +167,9 @@ def main() -> None:
 @click.option("--overlap/--no-overlap", default=None,
               help="grid, with motion: blend the four nearest blocks' predictions per pixel, so that the "
                    "prediction has no block edges (default: on).")
+@click.option("--interpolation", default=None,
+              help="grid, with motion: how motion between whole pixels reads the frame it moves, bilinear or "
+                   "cubic (4 taps per axis: it keeps detail that bilinear reads blur; default cubic).")
 @click.option("--key-interval", type=int, default=None, help="A key group every N groups (default 20).")
 @click.option("--iterations", type=int, default=None, help="Iteration budget of a warm-started group (overrides the preset).")
 @click.option("--key-iterations", type=int, default=None, help="Iteration budget of a key group (overrides the preset).")
@@ -188,7 +191,7 @@ def main() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @_user_errors
 def encode(input, output, model, preset, quality, distortion, target_psnr, group_size, patch_size, hidden, channels,
-           levels, halve_time, context, motion, chain, subpel, overlap, key_interval, iterations, key_iterations, frame_range, size, fps, ignore_trailing_bytes, device,
+           levels, halve_time, context, motion, chain, subpel, overlap, interpolation, key_interval, iterations, key_iterations, frame_range, size, fps, ignore_trailing_bytes, device,
            workers, threads, seed, stats_path, recon, resume, quiet):
     """Encode INPUT (a video file, raw .yuv, or PNG folder) into a .nirv file."""
     from codec.encoder import encode as run
@@ -200,6 +203,7 @@ def encode(input, output, model, preset, quality, distortion, target_psnr, group
                      group_size=group_size, patch_size=patch_size, hidden=hidden, channels=channels, levels=levels,
                      halve_time=halve_time,
                      context=context, motion=motion, chain=chain, subpel=subpel, overlap=overlap,
+                     interpolation=interpolation,
                      key_interval=key_interval, iterations=iterations,
                      key_iterations=key_iterations, start=start, stop=stop, size=_size(size), fps=fps, ignore_trailing_bytes=ignore_trailing_bytes,
                      device=device, workers=workers, threads=threads, seed=seed, stats_path=stats_path,

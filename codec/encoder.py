@@ -34,7 +34,7 @@ import torch
 from codec.bitstream import GroupPayload, Header, NirvWriter, pack_group
 from codec.bitstream.group import CARRIED, RESIDUAL, ContextLayout
 from codec.errors import InputError
-from codec.options import check_options, check_outputs, check_plan, check_resume
+from codec.options import check_options, check_outputs, check_plan, check_resume, interpolation_code
 from codec.progress import progress_bar
 from codec.resume import SegmentStore, manifest, segment_store
 from codec.schedule import Placement, configure_device, keep_freed_memory, placement, run_segments
@@ -269,6 +269,7 @@ def encode(
     chain: bool | None = None,
     subpel: int | None = None,
     overlap: bool | None = None,
+    interpolation: str | None = None,
     key_interval: int | None = None,
     iterations: int | None = None,
     key_iterations: int | None = None,
@@ -298,8 +299,9 @@ def encode(
     latent levels: the finest has ``ceil(G / 2^(halve_time - 1))``), ``context`` (the width of the
     context entropy model, 0 for none), ``motion`` (the block size of warm groups' motion,
     0 for none), ``chain`` (whether a warm group may predict each frame from the frame
-    before), ``subpel`` (motion in ``1/2^subpel`` pixels) and ``overlap`` (blend the
-    nearest blocks' predictions) to ``grid`` only.
+    before), ``subpel`` (motion in ``1/2^subpel`` pixels), ``overlap`` (blend the
+    nearest blocks' predictions) and ``interpolation`` (``"bilinear"`` or ``"cubic"``: how
+    motion between whole pixels reads the frame) to ``grid`` only.
 
     ``device`` names one device or a comma-separated list (one worker each);
     ``workers`` runs that many worker processes on a single named device, each with
@@ -324,7 +326,7 @@ def encode(
     check_options(model=model, preset=preset, quality=quality, distortion=distortion, target_psnr=target_psnr,
                   group_size=group_size, patch_size=patch_size, hidden=hidden, channels=channels,
                   levels=levels, halve_time=halve_time, context=context, motion=motion, chain=chain,
-                  subpel=subpel, overlap=overlap, key_interval=key_interval,
+                  subpel=subpel, overlap=overlap, interpolation=interpolation, key_interval=key_interval,
                   iterations=iterations, key_iterations=key_iterations, start=start, stop=stop, size=size, fps=fps, seed=seed)
     check_resume(resume, reconstruction, where.world)
     output = Path(output)
@@ -357,7 +359,8 @@ def encode(
         net_cfg = kind.default_config(info.width, info.height, levels=levels, halve_time=halve_time, hidden=hidden,
                                       channels=channels, context=context, motion=motion,
                                       chain=None if chain is None else int(chain), subpel=subpel,
-                                      overlap=None if overlap is None else int(overlap))
+                                      overlap=None if overlap is None else int(overlap),
+                                      interpolation=interpolation_code(interpolation))
     net_cfg = replace(net_cfg, **(network_overrides or {}))
     header = Header(width=info.width, height=info.height, num_frames=num_frames,
                     fps_num=info.fps.numerator, fps_den=info.fps.denominator, group_size=group_size,

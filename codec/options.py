@@ -36,6 +36,7 @@ from codec.video.reader import as_fps
 from codec.video.writer import check_output_folder
 from nirvana.config import DISTORTIONS, PRESETS
 from nirvana.kinds import KINDS
+from nirvana.motion import INTERPOLATIONS
 
 PathLike = str | os.PathLike[str]
 
@@ -113,6 +114,11 @@ def _check_fps(fps: float | None) -> None:
                          "e.g. 25 or 29.97")
 
 
+def interpolation_code(name: str | None) -> int | None:
+    """``--interpolation``'s value as GridConfig stores it (None stays None)."""
+    return None if name is None else INTERPOLATIONS.index(name)
+
+
 def check_options(
     *,
     model: str,
@@ -131,6 +137,7 @@ def check_options(
     chain: bool | None = None,
     subpel: int | None = None,
     overlap: bool | None = None,
+    interpolation: str | None = None,
     key_interval: int | None = None,
     iterations: int | None = None,
     key_iterations: int | None = None,
@@ -153,10 +160,13 @@ def check_options(
     if distortion is not None and distortion not in DISTORTIONS:
         raise InputError(f"--distortion {distortion!r}: choose one of {', '.join(DISTORTIONS)}")
     _check_real("--target-psnr", target_psnr, 0.0, 100.0, " dB")
+    if interpolation is not None and interpolation not in INTERPOLATIONS:
+        raise InputError(f"--interpolation {interpolation!r}: choose one of {', '.join(INTERPOLATIONS)}")
     _check_network(model, {"patch_size": patch_size, "hidden": hidden, "channels": channels,
                            "levels": levels, "halve_time": halve_time, "context": context, "motion": motion,
                            "chain": None if chain is None else int(chain), "subpel": subpel,
-                           "overlap": None if overlap is None else int(overlap)}, group_size)
+                           "overlap": None if overlap is None else int(overlap),
+                           "interpolation": interpolation_code(interpolation)}, group_size)
     _check_int("--key-interval", key_interval, *_bounds(Header, "key_interval"))
     _check_int("--iterations", iterations, 1, U32_MAX)
     _check_int("--key-iterations", key_iterations, 1, U32_MAX)

@@ -70,6 +70,7 @@ class GridConfig:
     chain: int = spec("B", 0, 1, 0)  # with motion: a warm group may predict each frame from the one before
     subpel: int = spec("B", 0, 2, 0)  # motion in 1/2^subpel pixels (bilinear between whole pixels)
     overlap: int = spec("B", 0, 1, 0)  # motion: blend the four nearest blocks' predictions per pixel
+    interpolation: int = spec("B", 0, 1, 0)  # motion between whole pixels: 0 bilinear, 1 cubic
 
     def pack(self) -> bytes:
         return _STRUCT.pack(*(getattr(self, f.name) for f in fields(self)))
@@ -92,8 +93,9 @@ class GridConfig:
 
 _STRUCT = struct.Struct("<" + "".join(f.metadata["fmt"] for f in fields(GridConfig)))
 # blocks written before later fields existed: those fields' values that mean "not used"
-_LATER_FIELDS = {6: b"\x00\x0f\x00\x00\x00\x00", 7: b"\x0f\x00\x00\x00\x00", 8: b"\x00\x00\x00\x00",
-                 9: b"\x00\x00\x00", 10: b"\x00\x00", 11: b"\x00"}
+_LATER_FIELDS = {6: b"\x00\x0f\x00\x00\x00\x00\x00", 7: b"\x0f\x00\x00\x00\x00\x00",
+                 8: b"\x00\x00\x00\x00\x00", 9: b"\x00\x00\x00\x00", 10: b"\x00\x00\x00", 11: b"\x00\x00",
+                 12: b"\x00"}
 
 
 def level_shape(cfg: GridConfig, level: int, group_size: int, height: int, width: int) -> tuple[int, ...]:
@@ -269,8 +271,8 @@ def chained_frame(moved_before: torch.Tensor, residual: torch.Tensor, previous: 
 
 def moved(frame: torch.Tensor, move: torch.Tensor, cfg: GridConfig) -> torch.Tensor:
     """``frame`` ``(3, H, W)`` moved by one frame's displacements ``move`` as ``cfg`` says
-    (block size, precision, overlap): :func:`nirvana.motion.shift`."""
-    return shift(frame, move, cfg.motion, cfg.subpel, cfg.overlap)
+    (block size, precision, overlap, interpolation): :func:`nirvana.motion.shift`."""
+    return shift(frame, move, cfg.motion, cfg.subpel, cfg.overlap, cfg.interpolation)
 
 
 def motion_references(tensors: list[torch.Tensor], cfg: GridConfig,

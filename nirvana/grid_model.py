@@ -22,7 +22,7 @@ import torch
 
 from .context import FEATURES, ContextWeights, dense_features, float_laplace
 from .grid import GridConfig, chained_frame, context_start, moved, synthesize, tensor_shapes, upsample_levels
-from .motion import Gather, displacements, estimate, shift_gather, to_reference
+from .motion import Gather, cubic_weights, displacements, estimate, shift_gather, to_reference
 from .quant import QuantizedModel, QuantizedTensors
 from .rate import laplace_mass_bits, tensor_bits
 
@@ -116,7 +116,7 @@ class GridNet(QuantizedModel):
         if self.chain is None or n < 2:
             return
         motion, costs = estimate(frames[0].cpu(), frames[1:].cpu(), self.cfg.motion, bit_cost, chain=True,
-                                 subpel=self.cfg.subpel)
+                                 subpel=self.cfg.subpel, interpolation=self.cfg.interpolation)
         gray = ((frames[1:] - 0.5) ** 2).sum((1, 2, 3)).tolist()
         self.motion.zero_()
         self.motion[1:n] = motion
@@ -138,10 +138,12 @@ class GridNet(QuantizedModel):
         models, rendered on mid-gray (and chained: :meth:`set_key_motion`)."""
         n = frames.shape[0]
         motion = None
-        block, subpel = self.cfg.motion, self.cfg.subpel
+        block, subpel, interpolation = self.cfg.motion, self.cfg.subpel, self.cfg.interpolation
         if self.chain is not None and n > 1:
-            chained, chained_costs = estimate(reference.cpu(), frames.cpu(), block, bit_cost, True, subpel)
-            _, source_costs = estimate(source.cpu(), frames.cpu(), block, bit_cost, subpel=subpel)
+            chained, chained_costs = estimate(reference.cpu(), frames.cpu(), block, bit_cost, True, subpel,
+                                              interpolation)
+            _, source_costs = estimate(source.cpu(), frames.cpu(), block, bit_cost, subpel=subpel,
+                                       interpolation=interpolation)
             # frame 0 moves from the reference either way: the frames after it decide, on their
             # errors and motion bits less the bit a block pays per axis even for no change
             floor = 2 * self.motion[0, 0].numel() * (n - 1) * bit_cost
@@ -149,7 +151,8 @@ class GridNet(QuantizedModel):
                 motion = chained
         is_chained = motion is not None
         if motion is None:  # searched only where it is used
-            motion, _ = estimate(reference.cpu(), frames.cpu(), block, bit_cost, subpel=subpel)
+            motion, _ = estimate(reference.cpu(), frames.cpu(), block, bit_cost, subpel=subpel,
+                                 interpolation=interpolation)
         self.motion.zero_()
         self.motion[:n] = motion
         moves = displacements(self.motion, subpel).to(reference.device)
@@ -173,7 +176,7 @@ class GridNet(QuantizedModel):
         if sparse is None:
             sparse = moves.device.type == "cpu" and self.height * self.width <= SPARSE_MOVE_PIXELS
         # made one at a time, so that each gather is made into its matrices before the next
-        gathers = (shift_gather(move, cfg.motion, cfg.subpel, cfg.overlap, size) if chained else None
+        gathers = (shift_gather(move, cfg.motion, cfg.subpel, cfg.overlap, size, cfg.interpolation) if chained else None
                    for move, chained in zip(moves, (chain == 1).tolist()))
         if not sparse:
             return list(gathers)
@@ -245,27 +248,28 @@ class SparseMove:
 
     def __init__(self, gather: Gather, size: tuple[int, int]):
         pixels, inputs = math.prod(gather.shape), math.prod(size)
-        taps = gather.index.numel() // pixels
-        device = gather.index.device
-        weights = (torch.ones(taps, pixels, device=device) if gather.weights is None else gather.weights)
         self.shape = gather.shape
-        # int32 indices: a 1080p frame's 16 taps per pixel are 33 M entries per matrix
-        index = gather.index.to(torch.int32)
-        # row i of the transpose: the taps that read input pixel i, in the order of the gather
-        order = torch.sort(index, stable=True)[1]
-        starts = torch.zeros(inputs + 1, dtype=torch.int32, device=device)
-        torch.cumsum(torch.bincount(index, minlength=inputs), 0, out=starts[1:])
+        # each output pixel's taps (int32 indices: a 1080p frame's 16 taps per pixel are 33 M
+        # entries per matrix) and their weights, (pixels, taps); zero weights (a bilinear read
+        # at a whole pixel, a cubic one of plane 0) are left out: the sums are the same
+        cols, weights = _image_taps(gather, size)
+        taps = cols.shape[1]
+        keep = weights != 0
+        starts = torch.zeros(pixels + 1, dtype=torch.int32, device=cols.device)
+        torch.cumsum(keep.sum(1), 0, out=starts[1:])
+        kept = keep.view(-1).nonzero().squeeze(1)  # (pixel, tap) positions, in C order
+        del keep
+        cols, weights = cols.view(-1)[kept], weights.view(-1)[kept]
         with warnings.catch_warnings():  # torch calls its CSR support beta (it has been since 1.10)
             warnings.simplefilter("ignore", UserWarning)
-            self.transposed = torch.sparse_csr_tensor(starts, (order % pixels).to(torch.int32),
-                                                      weights.reshape(-1)[order], (inputs, pixels),
-                                                      check_invariants=False)
-            del order
             # row p of the matrix: output pixel p's taps, in tap order
-            self.matrix = torch.sparse_csr_tensor(
-                torch.arange(0, taps * pixels + 1, taps, dtype=torch.int32, device=device),
-                index.view(taps, pixels).t().reshape(-1), weights.t().reshape(-1), (pixels, inputs),
-                check_invariants=False)
+            self.matrix = torch.sparse_csr_tensor(starts, cols, weights, (pixels, inputs), check_invariants=False)
+            # row i of the transpose: the taps that read input pixel i in the order of the
+            # gather's scatter (tap by tap, each over all pixels): sorted by (i, tap, pixel)
+            rows, tap = kept.div(taps, rounding_mode="floor"), kept.remainder(taps)
+            order = torch.sort((cols.long() * taps + tap) * pixels + rows)[1]
+            self.transposed = torch.sparse_csr_tensor(_row_starts(cols, inputs), rows[order].to(torch.int32),
+                                                      weights[order], (inputs, pixels), check_invariants=False)
 
     def apply(self, image: torch.Tensor) -> torch.Tensor:
         """``image`` ``(C, h, w)`` moved → ``(C, *shape)``, differentiable in ``image``."""
@@ -284,3 +288,36 @@ class _SparseProduct(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         return (ctx.transposed @ grad.t()).t(), None, None
+
+
+def _image_taps(gather: Gather, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gather's reads as taps of the image ``(C, *size)``: per output pixel, its input
+    pixels (int32) and weights in the gather's order, both ``(pixels, taps)``. A read of a
+    cubic sub-pixel plane becomes the 4 × 4 image pixels that make it up
+    (:func:`nirvana.motion.cubic_weights`, each row and column clamped to the image), so
+    that training computes no planes."""
+    pixels = math.prod(gather.shape)
+    device = gather.index.device
+    taps = gather.index.numel() // pixels
+    index = gather.index.to(torch.int32).view(taps, pixels).t().contiguous()
+    weights = (torch.ones(pixels, taps, device=device) if gather.weights is None
+               else gather.weights.view(taps, pixels).t().contiguous())
+    if not gather.planes:
+        return index, weights
+    height, width = size
+    unit = 1 << gather.planes
+    plane, at = index.div(height * width, rounding_mode="floor"), index.remainder(height * width)
+    cubic = torch.tensor(cubic_weights(gather.planes), device=device)  # (fraction, 4)
+    steps = torch.arange(-1, 3, dtype=torch.int32, device=device)
+    ys = (at.div(width, rounding_mode="floor")[..., None] + steps).clamp(0, height - 1)
+    xs = (at.remainder(width)[..., None] + steps).clamp(0, width - 1)
+    weights = (weights[..., None, None] * cubic[plane.div(unit, rounding_mode="floor")][..., :, None]
+               * cubic[plane.remainder(unit)][..., None, :])
+    return (ys[..., :, None] * width + xs[..., None, :]).flatten(1), weights.flatten(1)
+
+
+def _row_starts(rows: torch.Tensor, count: int) -> torch.Tensor:
+    """CSR row starts (int32) of entries whose row indices are ``rows``."""
+    starts = torch.zeros(count + 1, dtype=torch.int32, device=rows.device)
+    torch.cumsum(torch.bincount(rows, minlength=count), 0, out=starts[1:])
+    return starts

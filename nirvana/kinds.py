@@ -128,14 +128,18 @@ def _grid_group_size(width: int, height: int) -> int:
 def _grid_config(width: int, height: int, **overrides) -> GridConfig:
     """Grid defaults: levels down to about 4×4 cells at the coarsest, at most 7; from 320×180
     a time slot per frame at the finest level, below that one per two frames; motion in
-    16×16 blocks, 32×32 from 720p, in half pixels, overlapped, with the chain."""
+    16×16 blocks, 32×32 from 720p, in half pixels read by the cubic filter, overlapped, with
+    the chain."""
     levels = max(1, min(7, int(math.log2(max(1, min(width, height) // 4))) + 1))
     # A slot per frame: bikes 640x272 -14.4 %, bigbuckbunny 320x180 -10.5 %, carphone 176x144
     # +21.0 % BD-rate (benchmarks/results/warm_groups_bikes.md); the same motion moves more
     # pixels in a larger frame, and two frames' corrections of it differ more.
     halve_time = 1 if width * height >= 320 * 180 else 2
     motion = 16 if width * height < 1280 * 720 else 32
-    return replace(GridConfig(levels=levels, halve_time=halve_time, motion=motion, chain=1, subpel=1, overlap=1),
+    # cubic half pixels: carphone +0.15 / +0.11 dB of screen score at q4 / q6 against bilinear,
+    # bikes' fast scene -0.05 (benchmarks/results/screen_cubic_*.md)
+    return replace(GridConfig(levels=levels, halve_time=halve_time, motion=motion, chain=1, subpel=1, overlap=1,
+                              interpolation=1),
                    **{k: v for k, v in overrides.items() if v is not None})
 
 

@@ -134,6 +134,8 @@ BAD_ENCODE_OPTIONS = [
     (["--halve-time", "9"], "--halve-time 9: must be between 0 and 8"),
     (["--model", "siren", "--halve-time", "1"], "--halve-time applies to --model grid only"),
     (["--model", "siren", "--no-overlap"], "--overlap applies to --model grid only"),
+    (["--model", "siren", "--interpolation", "cubic"], "--interpolation applies to --model grid only"),
+    (["--interpolation", "bicubic"], "--interpolation 'bicubic': choose one of bilinear, cubic"),
     (["--key-interval", "0"], "--key-interval 0: must be between 1 and 65535"),
     (["--key-interval", "70000"], "--key-interval 70000"),
     (["--iterations", "0"], "--iterations 0: must be between 1 and 4294967295"),

@@ -34,9 +34,12 @@ GOLDEN = {
     # version 8: the same recipe (the same fit, so the same frames), context tables split by the
     # neighbours' misses
     "golden_v8.nirv": (8, "grid", (160, 96, 8), "430765531560384086f4ebd6cb72fa48"),
+    # version 9: the same recipe, motion between whole pixels read by the cubic filter (a
+    # 13-byte grid config block; its chained key groups and warm groups move by half pixels)
+    "golden_v9.nirv": (9, "grid", (160, 96, 8), "bb5ffc32e7f06844dc0c8a828e9383f9"),
 }
 CONTEXT_CODED = {"golden_v2_context.nirv", "golden_v3.nirv", "golden_v3_subpel.nirv", "golden_v4_cut.nirv",
-                 "golden_v5.nirv", "golden_v6.nirv", "golden_v7.nirv", "golden_v8.nirv"}
+                 "golden_v5.nirv", "golden_v6.nirv", "golden_v7.nirv", "golden_v8.nirv", "golden_v9.nirv"}
 
 
 def _make_golden():
@@ -56,7 +59,7 @@ def test_golden_file_decodes_to_its_md5(name):
 
 
 @pytest.mark.parametrize("name", ["golden_v4_cut.nirv", "golden_v5.nirv", "golden_v6.nirv", "golden_v7.nirv",
-                                  "golden_v8.nirv"])
+                                  "golden_v8.nirv", "golden_v9.nirv"])
 def test_golden_groups_follow_the_cut_and_decode_from_it(name):
     import torch
 

@@ -3,6 +3,7 @@ values, and files whose warm groups render on the previous group's last decoded 
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from fractions import Fraction
 
@@ -20,7 +21,7 @@ from nirvana import grid_model, motion as motion_module
 from nirvana.grid_model import GridNet, SparseMove
 from nirvana.kinds import KINDS
 from nirvana.motion import (MOTION_RANGE, _broadcast_shape, displacements, estimate, motion_shape, predict, shift,
-                            shift_gather, to_reference)
+                            shift_gather, subpel_planes, to_reference)
 
 from conftest import CARPHONE, FAST, frames_of, run
 
@@ -99,6 +100,76 @@ def test_subpel_shift_is_bilinear_between_whole_pixels():
     assert displacements(torch.full((2, 2, 1, 1), 1e9), subpel=2).max() == MOTION_RANGE * 4
 
 
+def cubic_read(image: torch.Tensor, y: float, x: float) -> torch.Tensor:
+    """``image`` ``(C, H, W)`` read at ``(y, x)`` by the 4 × 4 pixels around it, each tap's
+    row and column clamped to the image, with Keys' cubic weights (a = -1/2)."""
+    def keys(d: float) -> float:
+        d = abs(d)
+        return 1.5 * d**3 - 2.5 * d**2 + 1 if d < 1 else -0.5 * d**3 + 2.5 * d**2 - 4 * d + 2 if d < 2 else 0.0
+
+    _, h, w = image.shape
+    y0, x0 = math.floor(y), math.floor(x)
+    total = torch.zeros(image.shape[0], dtype=torch.float64)
+    for i in range(y0 - 1, y0 + 3):
+        for j in range(x0 - 1, x0 + 3):
+            total += keys(y - i) * keys(x - j) * image[:, min(max(i, 0), h - 1), min(max(j, 0), w - 1)].double()
+    return total
+
+
+@pytest.mark.parametrize("subpel", [1, 2])
+def test_subpel_planes_read_the_image_between_its_pixels_with_cubic_weights(subpel):
+    image = smooth_image(3, 9, 11)
+    planes = subpel_planes(image, subpel)
+    unit = 1 << subpel
+    assert planes.shape == (3, unit * unit, 9, 11) and torch.equal(planes[:, 0], image)
+    for a in range(unit):
+        for b in range(unit):
+            for y, x in ((0, 0), (4, 5), (8, 10), (7, 0)):
+                torch.testing.assert_close(planes[:, a * unit + b, y, x].double(),
+                                           cubic_read(image, y + a / unit, x + b / unit), rtol=0, atol=1e-6)
+    # a move reads its fraction's plane at the whole part of the displacement
+    move = torch.zeros(2, 1, 1, dtype=torch.int64)
+    move[0], move[1] = -unit - 1, 2 * unit + 1  # up by 1 + 1/unit, right by 2 + 1/unit
+    moved = shift(image, move, 16, subpel, interpolation=motion_module.CUBIC)
+    a = unit - 1  # -(1 + 1/unit) = -2 + (unit - 1) / unit
+    torch.testing.assert_close(moved[:, 5, 3].double(), cubic_read(image, 5 - 2 + a / unit, 3 + 2 + 1 / unit),
+                               rtol=0, atol=1e-6)
+
+
+def test_cubic_motion_keeps_the_detail_that_bilinear_blurs():
+    """Half a pixel right and back, four times over (a chain of eight moves): the cubic
+    planes return close to the image, bilinear reads blur its fine texture away."""
+    rng = np.random.default_rng(4)
+    small = torch.from_numpy(rng.random((1, 3, 17, 25))).float()  # texture of about two pixels
+    image = F.interpolate(small, size=(32, 48), mode="bilinear", align_corners=False)[0]
+    right = torch.zeros(2, 2, 3, dtype=torch.int64)
+    right[1] = 1
+    errors = []
+    for interpolation in (motion_module.BILINEAR, motion_module.CUBIC):
+        frame = image
+        for move in (right, -right) * 4:
+            frame = shift(frame, move, 16, subpel=1, overlap=1, interpolation=interpolation)
+        errors.append(float(((frame - image)[:, :, 4:-4] ** 2).mean()))
+    assert errors[1] < 0.5 * errors[0]
+    # a smooth ramp moves exactly (away from the borders): cubic reads reproduce it
+    ramp = torch.arange(48.0).expand(3, 32, 48) / 64
+    half = shift(ramp, right, 16, subpel=1, interpolation=motion_module.CUBIC)
+    assert torch.equal(half[:, :, 1:-2], ramp[:, :, 1:-2] + 0.5 / 64)
+
+
+def test_cubic_search_finds_half_pixel_motion_better_than_bilinear():
+    big = smooth_image(6, 128, 192)
+    ref = F.avg_pool2d(big[None], 2)[0]
+    frames = F.avg_pool2d(torch.stack([torch.roll(big, (1, -3), (1, 2))]), 2)  # (0.5, -1.5) pixels
+    found = [estimate(ref, frames, 16, bit_cost=1e-4, subpel=1, interpolation=i)
+             for i in (motion_module.BILINEAR, motion_module.CUBIC)]
+    inner = displacements(found[1][0], 1)[0, :, 1:-1, 1:-1]
+    assert inner[0].eq(-1).all() and inner[1].eq(3).all()  # in half pixels
+    errors = [((predict(ref, d, 16, 1, 1, interpolation=i) - frames)[:, :, 16:-16, 16:-16] ** 2).mean()
+              for (d, _), i in zip(found, (motion_module.BILINEAR, motion_module.CUBIC))]
+    assert errors[1] < errors[0] and found[1][1][0] < found[0][1][0]
+
+
 def test_overlap_blends_the_nearest_blocks_without_edges():
     ref = smooth_image(7, 32, 32)
     move = torch.zeros(2, 4, 4, dtype=torch.int64)
@@ -132,9 +203,11 @@ def test_subpel_search_finds_half_pixel_motion():
 
 
 def test_old_config_blocks_read_as_no_motion():
-    cfg = GridConfig(levels=4, context=8, motion=16, chain=1, subpel=2, overlap=1)
+    cfg = GridConfig(levels=4, context=8, motion=16, chain=1, subpel=2, overlap=1, interpolation=1)
     packed = cfg.pack()
     assert GridConfig.unpack(packed) == cfg
+    assert GridConfig.unpack(packed[:-1]) == replace(cfg, interpolation=0)  # versions 6 to 8: bilinear
+    packed = packed[:-1]
     assert GridConfig.unpack(packed[:-1]) == GridConfig(levels=4, context=8, motion=16, chain=1, subpel=2)
     assert GridConfig.unpack(packed[:-2]) == GridConfig(levels=4, context=8, motion=16, chain=1)
     assert GridConfig.unpack(packed[:-3]) == GridConfig(levels=4, context=8, motion=16, chain=0)
@@ -148,10 +221,13 @@ def test_old_config_blocks_read_as_no_motion():
         GridConfig.unpack(packed[:-2] + bytes([3, 0]))
     with pytest.raises(ValueError, match="overlap=2 is outside 0..1"):
         GridConfig.unpack(packed[:-1] + bytes([2]))
+    with pytest.raises(ValueError, match="interpolation=2 is outside 0..1"):
+        GridConfig.unpack(packed + bytes([2]))
 
 
 def test_default_grid_config_has_motion():
     assert KINDS["grid"].default_config(176, 144).motion == 16
+    assert KINDS["grid"].default_config(176, 144).interpolation == motion_module.CUBIC
     assert KINDS["grid"].default_config(1920, 1080).motion == 32
     assert KINDS["grid"].default_config(176, 144).chain == 1
 
@@ -446,12 +522,14 @@ def test_broadcast_shape_is_torchs(shapes):
     assert _broadcast_shape([torch.Size(s) for s in shapes]) == torch.broadcast_shapes(*shapes)
 
 
-@pytest.mark.parametrize("subpel, overlap", [(0, 0), (1, 0), (0, 1), (1, 1)])
-def test_training_moves_frames_as_the_decoders_gather(subpel, overlap):
+@pytest.mark.parametrize("subpel, overlap, interpolation", [(0, 0, 0), (1, 0, 0), (0, 1, 0), (1, 1, 0),
+                                                           (1, 0, 1), (1, 1, 1), (2, 1, 1)])
+def test_training_moves_frames_as_the_decoders_gather(subpel, overlap, interpolation):
     """The training's sparse move gives the gather's frame (up to the order of a pixel's
-    taps) and the same gradient, on one thread or two."""
+    taps) and the same gradient, on one thread or two; with cubic planes, which the sparse
+    move folds into its taps, the same up to rounding."""
     move = torch.randint(-20, 21, (2, 3, 4), generator=torch.Generator().manual_seed(subpel + 2 * overlap))
-    gather = shift_gather(move, 8, subpel, overlap, (20, 30))
+    gather = shift_gather(move, 8, subpel, overlap, (20, 30), interpolation)
     image = smooth_image(7, 20, 30).requires_grad_()
     weights = torch.rand(3, 20, 30, generator=torch.Generator().manual_seed(8))
     expected = gather.apply(image)
@@ -463,7 +541,11 @@ def test_training_moves_frames_as_the_decoders_gather(subpel, overlap):
             torch.set_num_threads(count)
             moved = sparse.apply(image)
             torch.testing.assert_close(moved, expected, rtol=0, atol=1e-6)
-            assert torch.equal(torch.autograd.grad((moved * weights).sum(), image)[0], grad)
+            moved_grad = torch.autograd.grad((moved * weights).sum(), image)[0]
+            if interpolation:
+                torch.testing.assert_close(moved_grad, grad, rtol=0, atol=1e-5)
+            else:
+                assert torch.equal(moved_grad, grad)
     finally:
         torch.set_num_threads(threads)
 

@@ -3,12 +3,12 @@
 All integers are little-endian; ``u8/u16/u32/u64`` are unsigned, ``f16/f32`` IEEE floats.
 CRC32 is zlib's (``zlib.crc32``). Offsets are from the start of the file.
 
-File (format version 8), written by :class:`NirvWriter`, read by :class:`NirvReader`::
+File (format version 9), written by :class:`NirvWriter`, read by :class:`NirvReader`::
 
     prelude (8 + header size + 4 bytes; written last, by seeking back: the header is final
     only at the end, and its size is known from the start)
       0   4s   magic            b"NIRV"
-      4   u16  version          8 (1 to 7 are still read; a reader refuses newer versions
+      4   u16  version          9 (1 to 8 are still read; a reader refuses newer versions
                                 and asks for an upgrade)
       6   u16  header size      S
       8   ...  header           see "Header" below (S bytes)
@@ -56,10 +56,13 @@ Header, versions 2 to 5 (:mod:`.header`; the common fields and their bounds are 
              multiple of 4: block size of warm groups' motion, 0 none)  chain u8 (0..1:
              with motion, a warm group may move each frame from the frame before)  subpel
              u8 (0..2: displacements in 1/2^subpel pixels)  overlap u8 (0..1: each pixel
-             blends the four nearest blocks' predictions); a 6-byte block (written before
-             the context model) reads as context 0, motion 0, an 8-byte block (before
-             motion) as motion 0, a 9-byte block (before the chain) as chain 0, and 10- and
-             11-byte blocks as subpel 0, overlap 0
+             blends the four nearest blocks' predictions)  interpolation u8 (0..1, version 9
+             on: how a displacement between whole pixels reads the frame, 0 bilinear, 1 from
+             the frame's cubic sub-pixel planes, nirvana.motion.subpel_planes); a 6-byte
+             block (written before the context model) reads as context 0, motion 0, an
+             8-byte block (before motion) as motion 0, a 9-byte block (before the chain) as
+             chain 0, 10- and 11-byte blocks as subpel 0, overlap 0, and 12-byte blocks
+             (versions 6 to 8) as interpolation 0
 
 Header, version 1 (38 bytes; siren only, read but no longer written)::
 
@@ -67,7 +70,7 @@ Header, version 1 (38 bytes; siren only, read but no longer written)::
     patch_size u16  key_interval u16  hidden u16  hidden_layers u8  channels u16  w0 f32
     num_groups u32
 
-Group payload, versions 3 to 8 (:mod:`.group`), for every kind; T = number of tensors in the
+Group payload, versions 3 to 9 (:mod:`.group`), for every kind; T = number of tensors in the
 kind's file order (``nirvana.kinds``: for ``siren`` the stem, conv and bias weights; for
 ``grid`` the latent levels from the finest, then the synthesis weights, the context model's
 and, with motion, the motion tensor: int32 ``(G, 2, ceil(H / B), ceil(W / B))``, scale 1,

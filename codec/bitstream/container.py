@@ -40,7 +40,9 @@ from codec.tempfiles import blamed_on, remove_stale, temp_path
 
 MAGIC = b"NIRV"
 END_MAGIC = b"VRIN"
-VERSION = 8  # written (one ANS stream per group, context tables that adapt by the neighbours' misses); 1 (siren only) to 7 are read
+# written (the grid config's motion interpolation field; one ANS stream per group, context
+# tables that adapt by the neighbours' misses); 1 (siren only) to 8 are read
+VERSION = 9
 U32_MAX = 2**32 - 1
 
 _START = struct.Struct("<4sHH")  # magic, version, header size

@@ -18,8 +18,10 @@ short blob lengths in the records, packed raw blobs, ANS words without their tra
 bytes. ``golden_v6.nirv`` is the same recipe written by the version-6 writer of commit
 4e48ede: motion tensors coded with adaptive context counts. ``golden_v7.nirv`` is the same
 recipe written by the version-7 writer of commit a17b686: one ANS stream per group and
-context tables that adapt. ``golden_v8.nirv`` (what this script builds) is the same recipe
-written by the version-8 writer: context tables split by the neighbours' misses.
+context tables that adapt. ``golden_v8.nirv`` is the same recipe written by the version-8
+writer of commit 1979678: context tables split by the neighbours' misses.
+``golden_v9.nirv`` (what this script builds) is the same recipe written by the version-9
+writer: motion between whole pixels read by the cubic filter (a 13-byte grid config block).
 
     python tests/data/make_golden.py
 """
@@ -57,11 +59,11 @@ def main() -> None:
         joined = Path(tmp) / "cut.mkv"
         with VideoWriter(joined, 160, 96, 12, lossless=True) as writer:
             writer.write(np.ascontiguousarray(frames))
-        codec.encode(joined, DATA / "golden_v8.nirv", model="grid", preset="fast", key_iterations=40,
+        codec.encode(joined, DATA / "golden_v9.nirv", model="grid", preset="fast", key_iterations=40,
                      iterations=20, group_size=3, key_interval=3, threads=1, quality=8)
     for name in ("golden_v1.nirv", "golden_v2.nirv", "golden_v2_context.nirv", "golden_v3.nirv",
                  "golden_v3_subpel.nirv", "golden_v4_cut.nirv", "golden_v5.nirv", "golden_v6.nirv", "golden_v7.nirv",
-                 "golden_v8.nirv"):
+                 "golden_v8.nirv", "golden_v9.nirv"):
         print(name, decoded_md5(DATA / name))
 
 
