@@ -86,8 +86,16 @@ def _siren_floats(cfg, group_size: int, height: int, width: int) -> float:
 
 
 def _grid_floats(cfg, group_size: int, height: int, width: int) -> float:
-    """The features and hidden activations of one frame at a time."""
-    return (cfg.levels * cfg.channels + 2 * cfg.hidden) / group_size
+    """The features and hidden activations of one frame at a time, and with motion its
+    move: per pixel an int32 index and a float32 weight per tap (a bilinear read 4 taps, a
+    cubic one 1 from the frame's 3 · 4^subpel sub-pixel plane values; times 4 blocks with
+    the overlap)."""
+    move = 0
+    if cfg.motion:
+        cubic = cfg.subpel and cfg.interpolation
+        taps = 1 if cubic or not cfg.subpel else 4
+        move = 2 * taps * (4 if cfg.overlap else 1) + (3 * 4**cfg.subpel if cubic else 0)
+    return (cfg.levels * cfg.channels + 2 * cfg.hidden + move) / group_size
 
 
 _COSTS = {

@@ -237,7 +237,10 @@ class SparseMove:
     Each pixel's taps are summed in the gather's order, and each input pixel's gradient in
     the scatter's, so the fit is the same as with the gather (a bikes encode gave the same
     bytes) up to the order of a sum that torch may vectorise; the reconstruction that is
-    reported and coded comes from the decoder's own render anyway (:mod:`nirvana.fit`).
+    reported and coded comes from the decoder's own render anyway (:mod:`nirvana.fit`). A
+    gather of cubic sub-pixel planes is folded into taps of the image itself (each plane
+    read becomes the 4 × 4 pixels that make it up), so training computes no planes; its
+    sums then differ from the decoder's by rounding.
 
     >>> from nirvana.motion import shift_gather
     >>> gather = shift_gather(torch.ones(2, 1, 1, dtype=torch.int64), 4, 1, 0, (4, 4))

@@ -113,6 +113,22 @@ def test_batch_shrinks_to_the_budget(tmp_path):
         assert limits.budget(reader.header).batch(32) == 32
 
 
+def test_the_budget_counts_the_motions_working_memory():
+    """A move holds per pixel its taps' indices and weights, and cubic reads the frame's
+    sub-pixel planes (16 at quarter pixels): the budget's memory grows with them."""
+    from codec.bitstream import Header
+
+    def group_bytes(**motion) -> float:
+        header = Header(width=1920, height=1080, num_frames=8, fps_num=25, fps_den=1, group_size=8,
+                        key_interval=20, num_groups=1, kind="grid", network=GridConfig(levels=7, **motion))
+        return limits.budget(header).group_bytes
+
+    still = group_bytes()
+    bilinear = group_bytes(motion=32, subpel=1, overlap=1)
+    assert still < bilinear < group_bytes(motion=32, subpel=2, overlap=1, interpolation=1)
+    assert group_bytes(motion=32, subpel=1, overlap=1, interpolation=1) < bilinear  # 4 taps and 12 plane values, not 16 taps
+
+
 def test_encoder_refuses_a_file_the_decoder_would(tmp_path):
     out = tmp_path / "o.nirv"
     fails("encode", str(CLIP), "-o", str(out), *TINY, "--model", "siren", "--patch-size", "256",
