@@ -140,16 +140,12 @@ class Gather:
 
     def apply(self, image: torch.Tensor) -> torch.Tensor:
         """``image`` ``(C, h, w)`` read at every tap → ``(C, *shape)``."""
-        values = read_source(image, self.planes).index_select(1, self.index)
+        source = subpel_planes(image, self.planes) if self.planes else image
+        values = source.flatten(1).index_select(1, self.index)
         if self.weights is None:
             return values.view(image.shape[0], *self.shape)
         values = values.view(image.shape[0], *self.weights.shape)
         return (values * self.weights).sum(1).view(image.shape[0], *self.shape)
-
-
-def read_source(image: torch.Tensor, planes: int) -> torch.Tensor:
-    """What a :class:`Gather` with ``planes`` reads from ``image`` ``(C, h, w)``, flat: ``(C, n)``."""
-    return (subpel_planes(image, planes) if planes else image).flatten(1)
 
 
 def shift_gather(move: torch.Tensor, block: int, subpel: int, overlap: int,
