@@ -46,7 +46,7 @@ from torch.nn import functional as F
 
 from .config import check_ranges, spec
 from .context import CONTEXT_TENSORS, context_shapes
-from .motion import displacements, motion_shape, shift, to_reference
+from .motion import CUBIC, displacements, motion_shape, shift, subpel_planes, to_reference
 
 SYNTH_PIXELS = 1 << 18  # pixels (whole frames, at least one) synthesized at a time
 
@@ -247,13 +247,16 @@ def render(tensors: list[torch.Tensor], cfg: GridConfig, group_size: int, height
     moves, chained = motion_references(tensors, cfg, group_size)
     frames: list[torch.Tensor] = []
     previous = None  # the residual of the frame before
+    planes = None  # the reference's sub-pixel planes, made once for the frames moved from it
     for t in range(count):
         residual = synthesize(upsample_levels(grids, group_size, height, width, slice(t, t + 1)), weights, cfg, 0.0)
         if t > 0 and chained[t]:
             frames.append(chained_frame(moved(to_reference(frames[-1][0]), moves[t], cfg), residual, previous,
                                         warm=reference is not None))
         elif moves is not None and reference is not None:
-            frames.append(residual + moved(reference, moves[t], cfg))
+            if planes is None:
+                planes = reference_planes(reference, cfg)
+            frames.append(residual + moved(reference, moves[t], cfg, planes))
         else:
             frames.append(residual + 0.5)
         previous = residual
@@ -269,10 +272,18 @@ def chained_frame(moved_before: torch.Tensor, residual: torch.Tensor, previous: 
     return (residual if warm else residual - previous) + moved_before
 
 
-def moved(frame: torch.Tensor, move: torch.Tensor, cfg: GridConfig) -> torch.Tensor:
+def moved(frame: torch.Tensor, move: torch.Tensor, cfg: GridConfig,
+          planes: torch.Tensor | None = None) -> torch.Tensor:
     """``frame`` ``(3, H, W)`` moved by one frame's displacements ``move`` as ``cfg`` says
-    (block size, precision, overlap, interpolation): :func:`nirvana.motion.shift`."""
-    return shift(frame, move, cfg.motion, cfg.subpel, cfg.overlap, cfg.interpolation)
+    (block size, precision, overlap, interpolation): :func:`nirvana.motion.shift`; ``planes``:
+    :func:`reference_planes` of ``frame`` where several moves read it."""
+    return shift(frame, move, cfg.motion, cfg.subpel, cfg.overlap, cfg.interpolation, planes)
+
+
+def reference_planes(frame: torch.Tensor, cfg: GridConfig) -> torch.Tensor | None:
+    """The sub-pixel planes that ``cfg``'s moves read from ``frame`` (None: they read the
+    frame itself)."""
+    return subpel_planes(frame, cfg.subpel) if cfg.subpel and cfg.interpolation == CUBIC else None
 
 
 def motion_references(tensors: list[torch.Tensor], cfg: GridConfig,

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from .context import FEATURES, ContextWeights, dense_features, float_laplace
-from .grid import GridConfig, chained_frame, context_start, moved, synthesize, tensor_shapes, upsample_levels
+from .grid import (GridConfig, chained_frame, context_start, moved, reference_planes, synthesize, tensor_shapes,
+                   upsample_levels)
 from .motion import Gather, cubic_weights, displacements, estimate, shift_gather, to_reference
 from .quant import QuantizedModel, QuantizedTensors
 from .rate import laplace_mass_bits, tensor_bits
@@ -158,7 +159,9 @@ class GridNet(QuantizedModel):
         moves = displacements(self.motion, subpel).to(reference.device)
         self.reference = reference
         # a chained group renders only its first frame on the fixed prediction
-        self.base = torch.stack([moved(reference, move, self.cfg) for move in (moves[:1] if is_chained else moves)])
+        planes = reference_planes(reference, self.cfg)
+        self.base = torch.stack([moved(reference, move, self.cfg, planes)
+                                 for move in (moves[:1] if is_chained else moves)])
         if self.chain is not None:
             self.chain.fill_(1 if is_chained else 0)
             self.chain[0] = 0
@@ -257,19 +260,16 @@ class SparseMove:
         # at a whole pixel, a cubic one of plane 0) are left out: the sums are the same
         cols, weights = _image_taps(gather, size)
         taps = cols.shape[1]
-        keep = weights != 0
-        starts = torch.zeros(pixels + 1, dtype=torch.int32, device=cols.device)
-        torch.cumsum(keep.sum(1), 0, out=starts[1:])
-        kept = keep.view(-1).nonzero().squeeze(1)  # (pixel, tap) positions, in C order
-        del keep
+        kept = (weights != 0).view(-1).nonzero().squeeze(1)  # (pixel, tap) positions, in C order
         cols, weights = cols.view(-1)[kept], weights.view(-1)[kept]
+        rows, tap = kept.div(taps, rounding_mode="floor"), kept.remainder(taps)
         with warnings.catch_warnings():  # torch calls its CSR support beta (it has been since 1.10)
             warnings.simplefilter("ignore", UserWarning)
             # row p of the matrix: output pixel p's taps, in tap order
-            self.matrix = torch.sparse_csr_tensor(starts, cols, weights, (pixels, inputs), check_invariants=False)
+            self.matrix = torch.sparse_csr_tensor(_row_starts(rows, pixels), cols, weights, (pixels, inputs),
+                                                  check_invariants=False)
             # row i of the transpose: the taps that read input pixel i in the order of the
             # gather's scatter (tap by tap, each over all pixels): sorted by (i, tap, pixel)
-            rows, tap = kept.div(taps, rounding_mode="floor"), kept.remainder(taps)
             order = torch.sort((cols.long() * taps + tap) * pixels + rows)[1]
             self.transposed = torch.sparse_csr_tensor(_row_starts(cols, inputs), rows[order].to(torch.int32),
                                                       weights[order], (inputs, pixels), check_invariants=False)

@@ -73,14 +73,15 @@ def predict(reference: torch.Tensor, deltas: torch.Tensor, block: int, count: in
 
 
 def shift(reference: torch.Tensor, move: torch.Tensor, block: int, subpel: int = 0,
-          overlap: int = 0, interpolation: int = BILINEAR) -> torch.Tensor:
+          overlap: int = 0, interpolation: int = BILINEAR, planes: torch.Tensor | None = None) -> torch.Tensor:
     """One frame's prediction ``(3, H, W)``: every B×B block of ``reference`` ``(3, H, W)``
     taken from its displacement ``move`` ``(2, By, Bx)`` in ``1/2^subpel`` pixels (between
     whole pixels bilinear, or cubic from :func:`subpel_planes`), rows and columns clamped to
     the frame. With ``overlap`` each pixel blends the predictions of the four blocks whose
     centres surround it, weighted by its distance to them (bilinear), so that the prediction
-    has no edges along block borders."""
-    return shift_gather(move, block, subpel, overlap, reference.shape[1:], interpolation).apply(reference)
+    has no edges along block borders. ``planes``: the reference's sub-pixel planes, made once
+    for all the frames moved from it."""
+    return shift_gather(move, block, subpel, overlap, reference.shape[1:], interpolation).apply(reference, planes)
 
 
 @functools.lru_cache(maxsize=4)
@@ -138,9 +139,10 @@ class Gather:
     shape: tuple[int, ...]  # the output's pixel shape, P = prod(shape)
     planes: int = 0  # > 0: the index reads the image's subpel_planes(image, planes)
 
-    def apply(self, image: torch.Tensor) -> torch.Tensor:
-        """``image`` ``(C, h, w)`` read at every tap → ``(C, *shape)``."""
-        source = subpel_planes(image, self.planes) if self.planes else image
+    def apply(self, image: torch.Tensor, planes: torch.Tensor | None = None) -> torch.Tensor:
+        """``image`` ``(C, h, w)`` read at every tap → ``(C, *shape)``; ``planes``: the
+        image's :func:`subpel_planes`, where the caller made them once for several moves."""
+        source = (subpel_planes(image, self.planes) if planes is None else planes) if self.planes else image
         values = source.flatten(1).index_select(1, self.index)
         if self.weights is None:
             return values.view(image.shape[0], *self.shape)
