@@ -51,6 +51,7 @@ from codec.bitstream import Header, NirvReader
 from codec.errors import BitstreamError
 from codec.video.source import require_regular_file
 from nirvana.kinds import KINDS
+from nirvana.motion import plane_subpel
 from nirvana.patches import PatchGrid
 from nirvana.render import PATCH_CHUNK
 
@@ -92,9 +93,9 @@ def _grid_floats(cfg, group_size: int, height: int, width: int) -> float:
     the overlap)."""
     move = 0
     if cfg.motion:
-        cubic = cfg.subpel and cfg.interpolation
-        taps = 1 if cubic or not cfg.subpel else 4
-        move = 2 * taps * (4 if cfg.overlap else 1) + (3 * 4**cfg.subpel if cubic else 0)
+        planes = plane_subpel(cfg.subpel, cfg.interpolation)
+        taps = 1 if planes or not cfg.subpel else 4
+        move = 2 * taps * (4 if cfg.overlap else 1) + (3 * 4**planes if planes else 0)
     return (cfg.levels * cfg.channels + 2 * cfg.hidden + move) / group_size
 
 

@@ -46,7 +46,7 @@ from torch.nn import functional as F
 
 from .config import check_ranges, spec
 from .context import CONTEXT_TENSORS, context_shapes
-from .motion import CUBIC, displacements, motion_shape, shift, subpel_planes, to_reference
+from .motion import displacements, motion_shape, plane_subpel, shift, subpel_planes, to_reference
 
 SYNTH_PIXELS = 1 << 18  # pixels (whole frames, at least one) synthesized at a time
 
@@ -68,7 +68,7 @@ class GridConfig:
     context_inputs: int = spec("B", 0, 15, 15)  # its features (nirvana.context: SPATIAL | ...)
     motion: int = spec("B", 0, 64, 0, multiple_of=4)  # block size of warm groups' motion (0: none)
     chain: int = spec("B", 0, 1, 0)  # with motion: a warm group may predict each frame from the one before
-    subpel: int = spec("B", 0, 2, 0)  # motion in 1/2^subpel pixels (bilinear between whole pixels)
+    subpel: int = spec("B", 0, 2, 0)  # motion in 1/2^subpel pixels (read between whole pixels as interpolation says)
     overlap: int = spec("B", 0, 1, 0)  # motion: blend the four nearest blocks' predictions per pixel
     interpolation: int = spec("B", 0, 1, 0)  # motion between whole pixels: 0 bilinear, 1 cubic
 
@@ -283,7 +283,8 @@ def moved(frame: torch.Tensor, move: torch.Tensor, cfg: GridConfig,
 def reference_planes(frame: torch.Tensor, cfg: GridConfig) -> torch.Tensor | None:
     """The sub-pixel planes that ``cfg``'s moves read from ``frame`` (None: they read the
     frame itself)."""
-    return subpel_planes(frame, cfg.subpel) if cfg.subpel and cfg.interpolation == CUBIC else None
+    planes = plane_subpel(cfg.subpel, cfg.interpolation)
+    return subpel_planes(frame, planes) if planes else None
 
 
 def motion_references(tensors: list[torch.Tensor], cfg: GridConfig,

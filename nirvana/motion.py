@@ -49,6 +49,12 @@ INTERPOLATIONS = ("bilinear", "cubic")
 BILINEAR, CUBIC = 0, 1
 
 
+def plane_subpel(subpel: int, interpolation: int) -> int:
+    """The ``subpel`` of the sub-pixel planes that moves read (:func:`subpel_planes`): the
+    motion's for cubic reads between whole pixels, 0 (the frame itself) otherwise."""
+    return subpel if interpolation == CUBIC else 0
+
+
 def motion_shape(group_size: int, height: int, width: int, block: int) -> tuple[int, int, int, int]:
     """Shape of a group's motion tensor."""
     return (group_size, 2, math.ceil(height / block), math.ceil(width / block))
@@ -155,7 +161,7 @@ def shift_gather(move: torch.Tensor, block: int, subpel: int, overlap: int,
     """The :class:`Gather` of :func:`shift` for one frame's displacements ``move`` in a frame
     of ``size`` (H, W)."""
     height, width = size
-    planes = subpel if interpolation == CUBIC else 0
+    planes = plane_subpel(subpel, interpolation)
     plane_size = height * width if planes else 0
     device = move.device
     move = move.to(torch.int32)  # within ±(MOTION_RANGE << subpel); the indices fit int32 too
@@ -264,7 +270,7 @@ def estimate(reference: torch.Tensor, frames: torch.Tensor, block: int, bit_cost
     blocks = motion_shape(n, height, width, block)[2:]
     previous = torch.zeros((2, *blocks), dtype=torch.int64)
     small_frames = F.avg_pool2d(frames, 4, ceil_mode=True)
-    planes = subpel if interpolation == CUBIC else 0
+    planes = plane_subpel(subpel, interpolation)
     source = _Padded(reference, F.avg_pool2d(reference[None], 4, ceil_mode=True)[0], planes)
     moves, costs = [], []
     for t in range(n):
