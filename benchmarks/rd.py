@@ -435,6 +435,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="CPU threads per encode (default: all cores)")
     parser.add_argument("--halve-time", type=int, help="grid: time slots of the latent levels "
                         "(nirvana encode --halve-time; default: the codec's)")
+    parser.add_argument("--net", metavar="JSON", type=json.loads,
+                        help='other network settings for every encode, e.g. \'{"subpel": 2}\'')
     parser.add_argument("--fit", metavar="JSON", type=json.loads,
                         help='other FitConfig fields for every encode, e.g. \'{"distortion": "mse"}\'')
     parser.add_argument("--reuse-anchors", metavar="JSON",
@@ -467,7 +469,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                               ("group_size", args.group_size),
                                               ("halve_time", args.halve_time),
                                               ("threads", args.threads),
-                                              ("fit_overrides", args.fit)) if v is not None},
+                                              ("fit_overrides", args.fit),
+                                              ("network_overrides", args.net)) if v is not None},
             reuse_anchors=args.reuse_anchors,
             update=args.update,
             stats_dir=args.stats,
