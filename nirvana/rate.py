@@ -21,6 +21,8 @@ from collections.abc import Sequence
 import torch
 
 LOG2E = 1.0 / math.log(2.0)
+LN2 = math.log(2.0)
+MASS_FLOOR = 2.0 ** -16  # the least probability the coder's tables give a symbol
 
 
 def laplace_bits(symbols: torch.Tensor, sizes: Sequence[int] | None = None) -> torch.Tensor:
@@ -61,16 +63,46 @@ def coded_bits(symbols: torch.Tensor, sizes: Sequence[int],
     return tensor_bits(symbols, sizes, references).sum()
 
 
+class _LaplaceMassBits(torch.autograd.Function):
+    """:func:`laplace_mass_bits` with its gradient worked out in the forward pass: autograd
+    would keep a dozen cell-sized temporaries of the formula and run their backward one by
+    one; this keeps two. Its bits and gradients match autograd's to float rounding."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, mean: torch.Tensor, log2_scale: torch.Tensor) -> torch.Tensor:
+        inv = torch.exp2(-log2_scale)  # 1/b
+        diff = x - mean
+        d = diff.abs()
+        e1 = (d - 0.5).abs_().mul_(inv).neg_().exp_()  # e^(-|d - ½|/b): the cell's nearer edge
+        e2 = (d + 0.5).mul_(inv).neg_().exp_()  # e^(-(d + ½)/b): its farther edge
+        tail = torch.expm1(-inv).neg_()  # 1 - e^(-1/b)
+        near = d < 0.5  # the cell holds the mean
+        mass = torch.where(near, (e1 + e2).mul_(-0.5).add_(1), e1 * tail * 0.5)
+        live = mass >= MASS_FLOOR  # the floor passes no gradient
+        bits = mass.clamp_min(MASS_FLOOR).log2_().neg_()
+        if any(ctx.needs_input_grad):
+            over = inv / (mass.clamp_min(MASS_FLOOR) * LN2)
+            # d bits / d|x - mean| and d bits / d log2_scale; in the tails the mass is
+            # ½ e^(-(d - ½)/b) (1 - e^(-1/b)), whose logarithm is linear in d
+            g_d = torch.where(near, (e1 - e2).mul_(over).mul_(0.5), inv * LOG2E)
+            g_log2_scale = torch.where(near, ((0.5 - d) * e1 + (d + 0.5) * e2).mul_(over).mul_(0.5 * LN2),
+                                       tail.reciprocal_().sub_(1).sub_(d).add_(0.5).mul_(inv))
+            ctx.save_for_backward(g_d.mul_(diff.sign_()).mul_(live), g_log2_scale.mul_(live))
+        return bits
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        g_x, g_log2_scale = ctx.saved_tensors
+        g_x = g_x * grad
+        return g_x, -g_x, g_log2_scale * grad
+
+
 def laplace_mass_bits(x: torch.Tensor, mean: torch.Tensor, log2_scale: torch.Tensor) -> torch.Tensor:
     """Bits of integer-valued ``x`` under a Laplace ``(mean, 2^log2_scale)`` integrated over
-    ``x ± ½``, at most 16 (the coder's tables give every symbol at least 2^-16).
+    ``x ± ½``, at most 16 (the coder's tables give every symbol at least 2^-16). The three
+    tensors have one shape.
 
     >>> round(float(laplace_mass_bits(torch.tensor(0.), torch.tensor(0.), torch.tensor(-4.))), 4)
     0.0005
     """
-    inv = torch.exp2(-log2_scale)
-    d = (x - mean).abs()
-    near = 1 - 0.5 * torch.exp(-(0.5 - d).clamp_min(0) * inv) - 0.5 * torch.exp(-(d + 0.5) * inv)
-    far = 0.5 * torch.exp(-(d - 0.5).clamp_min(0) * inv) * -torch.expm1(-inv)
-    mass = torch.where(d < 0.5, near, far)
-    return -torch.log2(mass.clamp_min(2.0 ** -16))
+    return _LaplaceMassBits.apply(x, mean, log2_scale)

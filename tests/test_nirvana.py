@@ -14,7 +14,7 @@ from nirvana.kernels import sine_linear_torch, sine_linear_triton, triton
 from nirvana.model import NirvanaNet
 from nirvana.network import tensor_shapes, weights_from_integers
 from nirvana.patches import PatchGrid
-from nirvana.rate import LOG2E, coded_bits, laplace_bits
+from nirvana.rate import LOG2E, coded_bits, laplace_bits, laplace_mass_bits
 from nirvana.render import render_frames
 
 TINY = NetworkConfig(patch_size=8, hidden=16, channels=4)
@@ -128,6 +128,33 @@ def test_per_tensor_rate_equals_the_per_symbol_laplace_cost_and_its_gradient():
     previous[:50] = 0
     both = coded_bits(flat, sizes, [previous])
     assert torch.allclose(both, expected[0])  # tensors 1 and 2 equal the previous: 0 bits
+
+
+def test_laplace_mass_bits_and_gradients_follow_the_laplace_cdf():
+    """The context model's rate term (gradient worked out by hand) against float64 autograd
+    of its definition: -log2 of the Laplace CDF's difference over x ± ½, floored at 2^-16."""
+    def cdf(v, mean, b):
+        z = (v - mean) / b
+        return torch.where(z < 0, 0.5 * torch.exp(z), 1 - 0.5 * torch.exp(-z))
+
+    gen = torch.Generator().manual_seed(0)
+    n = 4000
+    x = torch.round(torch.randn(n, generator=gen) * 4)
+    mean = torch.randn(n, generator=gen) * 2
+    mean[:100] = x[:100] + 0.5  # a cell edge on the mean
+    log2_scale = torch.rand(n, generator=gen) * 9 - 4
+    inputs = [t.clone().requires_grad_() for t in (x, mean, log2_scale)]
+    bits = laplace_mass_bits(*inputs)
+    bits.sum().backward()
+    exact = [t.double().requires_grad_() for t in (x, mean, log2_scale)]
+    b = torch.exp2(exact[2])
+    mass = cdf(exact[0] + 0.5, exact[1], b) - cdf(exact[0] - 0.5, exact[1], b)
+    expected = -torch.log2(mass.clamp_min(2.0 ** -16))
+    expected.sum().backward()
+    assert (bits == 16).any() and (bits < 0.01).any()  # both the floor and near-certain cells
+    assert torch.allclose(bits.double(), expected, rtol=1e-4, atol=1e-5)
+    for mine, reference in zip(inputs, exact):
+        assert torch.allclose(mine.grad.double(), reference.grad, rtol=1e-3, atol=1e-4)
 
 
 def test_rate_term_of_real_network_tracks_coded_size():
