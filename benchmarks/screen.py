@@ -10,7 +10,8 @@ scores it by what the ``psnr`` loss minimises, in dB:
 (higher is better; the λ of each quality). A setting that raises the score at low and high
 qualities on two clips is worth an RD run; the RD benchmark is what decides. A variant's
 ``"network"`` entry overrides fields of the grid network (``GridConfig``) instead, for
-example ``{"block32": {"network": {"motion": 32}}}``.
+example ``{"block32": {"network": {"motion": 32}}}``; the others are the encoder's defaults
+at each quality's λ (quarter pixels from quality 6).
 
 Writes ``<out>/screen_<tag>.json`` and ``.md``.
 
@@ -62,23 +63,25 @@ def screen(clip: str, variants: dict[str, dict], qualities: list[float], groups:
         group = kind.default_group_size(src.info.width, src.info.height)
     frames = read_frames(clip, start, groups * group)
     n, height, width = frames.shape[:3]
-    default_net = kind.default_config(width, height)
     nets, configs = {}, {}
     for name, overrides in variants.items():  # every variant checked before the first fit
         try:
             network = overrides.get("network", {})
-            check_names(type(default_net), network, "network field")
-            nets[name] = dataclasses.replace(default_net, **network)
-            check_ranges(nets[name])
+            check_names(kind.config_type, network, "network field")
             configs[name] = {q: fit_config(preset, q, "grid", **{k: v for k, v in overrides.items() if k != "network"})
                              for q in qualities}
+            # the encoder's defaults at each quality's λ, then the variant's fields
+            nets[name] = {q: dataclasses.replace(kind.default_config(width, height, cfg.rate_lambda), **network)
+                          for q, cfg in configs[name].items()}
+            for net in nets[name].values():
+                check_ranges(net)
         except ValueError as error:
             raise VariantError(f"variant {name!r}: {error}") from None
     rows = []
     for quality in qualities:
         for name, overrides in variants.items():
             cfg = configs[name][quality]
-            fitted = fit_and_pack(frames, nets[name], cfg, cfg)
+            fitted = fit_and_pack(frames, nets[name][quality], cfg, cfg)
             psnr = sum(r["psnr"] * len(r["frame_psnrs"]) for r in fitted) / n
             size = sum(r["bytes"] for r in fitted)
             bpp = 8 * size / (n * height * width)

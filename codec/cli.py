@@ -163,7 +163,7 @@ def main() -> None:
                    "is clearly cheaper (default: on).")
 @click.option("--subpel", type=int, default=None,
               help="grid, with motion: motion in 1/2^N pixels, 0 = whole pixels, 1 = half, 2 = quarter "
-                   "(default 1).")
+                   "(default: 2 from --quality 6, 1 below).")
 @click.option("--overlap/--no-overlap", default=None,
               help="grid, with motion: blend the four nearest blocks' predictions per pixel, so that the "
                    "prediction has no block edges (default: on).")

@@ -353,10 +353,10 @@ def encode(
     kind = KINDS[model]
     group_size = group_size or kind.default_group_size(info.width, info.height)
     if model == "siren":
-        net_cfg = kind.default_config(info.width, info.height, group_size=group_size,
+        net_cfg = kind.default_config(info.width, info.height, fit_cfg.rate_lambda, group_size=group_size,
                                       patch_size=patch_size, hidden=hidden, channels=channels)
     else:
-        net_cfg = kind.default_config(info.width, info.height, levels=levels, halve_time=halve_time, hidden=hidden,
+        net_cfg = kind.default_config(info.width, info.height, fit_cfg.rate_lambda, levels=levels, halve_time=halve_time, hidden=hidden,
                                       channels=channels, context=context, motion=motion,
                                       chain=None if chain is None else int(chain), subpel=subpel,
                                       overlap=None if overlap is None else int(overlap),

@@ -37,7 +37,7 @@ from typing import Any
 import torch
 
 from . import grid, network
-from .config import NetworkConfig, check_ranges
+from .config import NetworkConfig, check_ranges, quality_to_lambda
 from .grid import GridConfig
 from .patches import PatchGrid
 from .render import render_groups
@@ -53,7 +53,9 @@ class Kind:
     code: int  # the header's kind byte
     config_type: type  # the dataclass of its config
     default_group_size: Callable[[int, int], int]  # (width, height) -> G
-    default_config: Callable[..., Any]  # (width, height, **overrides) -> config
+    # (width, height, rate_lambda=None, **overrides) -> config; rate_lambda: the fit's λ,
+    # for defaults that follow the rate
+    default_config: Callable[..., Any]
     pack_config: Callable[[Any], bytes]
     unpack_config: Callable[..., Any]  # (bytes, group_size=G) -> config; ValueError if bad
     tensor_shapes: Callable[[Any, int, int, int], list[Shape]]  # (cfg, G, H, W)
@@ -111,7 +113,7 @@ def _siren_macs(cfg: NetworkConfig, group_size: int, height: int, width: int) ->
 SIREN = Kind(
     name="siren", code=0, config_type=NetworkConfig,
     default_group_size=lambda w, h: NetworkConfig.for_resolution(w, h).group_size,
-    default_config=NetworkConfig.for_resolution,
+    default_config=lambda w, h, rate_lambda=None, **overrides: NetworkConfig.for_resolution(w, h, **overrides),
     pack_config=_siren_pack, unpack_config=_siren_unpack, tensor_shapes=_siren_shapes,
     render_groups=_siren_render, uses_reference=lambda cfg: False, macs_per_pixel=_siren_macs,
     context_layout=lambda cfg: None,
@@ -121,15 +123,23 @@ SIREN = Kind(
 
 # ------------------------------------------------------------------------------ grid
 
+# quarter pixels pay where a bit is cheap. Carphone's 120 frames, against half pixels: q6
+# +0.34 dB for 1 % more bytes, q5 +0.29 dB for 11 % more (on the curve), q4 -0.05 dB for 12 %
+# more; BD-rate -2.8 % over q5-q6, +7.9 % over q4-q5. Bikes' first 24 frames q6 +0.15 dB for
+# 2 % fewer (benchmarks/results/rd_quarter_carphone.md, quarter_bikes24_fast.md)
+QUARTER_PIXEL_LAMBDA = quality_to_lambda(6.0)
+
+
 def _grid_group_size(width: int, height: int) -> int:
     return 8
 
 
-def _grid_config(width: int, height: int, **overrides) -> GridConfig:
+def _grid_config(width: int, height: int, rate_lambda: float | None = None, **overrides) -> GridConfig:
     """Grid defaults: levels down to about 4×4 cells at the coarsest, at most 7; from 320×180
     a time slot per frame at the finest level, below that one per two frames; motion in
-    16×16 blocks, 32×32 from 720p, in half pixels read by the cubic filter, overlapped, with
-    the chain."""
+    16×16 blocks, 32×32 from 720p, read by the cubic filter, overlapped, with the chain; in
+    half pixels, or quarter pixels where ``rate_lambda`` is at most
+    :data:`QUARTER_PIXEL_LAMBDA` (None: half pixels)."""
     levels = max(1, min(7, int(math.log2(max(1, min(width, height) // 4))) + 1))
     # A slot per frame: bikes 640x272 -14.4 %, bigbuckbunny 320x180 -10.5 %, carphone 176x144
     # +21.0 % BD-rate (benchmarks/results/warm_groups_bikes.md); the same motion moves more
@@ -138,8 +148,9 @@ def _grid_config(width: int, height: int, **overrides) -> GridConfig:
     motion = 16 if width * height < 1280 * 720 else 32
     # cubic half pixels: carphone +0.15 / +0.11 dB of screen score at q4 / q6 against bilinear,
     # bikes' fast scene -0.05 (benchmarks/results/screen_cubic_*.md)
-    return replace(GridConfig(levels=levels, halve_time=halve_time, motion=motion, chain=1, subpel=1, overlap=1,
-                              interpolation=1),
+    subpel = 2 if rate_lambda is not None and rate_lambda <= QUARTER_PIXEL_LAMBDA else 1
+    return replace(GridConfig(levels=levels, halve_time=halve_time, motion=motion, chain=1, subpel=subpel,
+                              overlap=1, interpolation=1),
                    **{k: v for k, v in overrides.items() if v is not None})
 
 

@@ -232,6 +232,21 @@ def test_default_grid_config_has_motion():
     assert KINDS["grid"].default_config(176, 144).chain == 1
 
 
+def test_default_motion_precision_follows_the_rate():
+    """Half pixels by default and where bits are dear, quarter pixels where they are cheap;
+    an explicit --subpel wins."""
+    from nirvana.config import quality_to_lambda
+    from nirvana.kinds import QUARTER_PIXEL_LAMBDA
+
+    grid = KINDS["grid"]
+    assert grid.default_config(176, 144).subpel == 1
+    assert grid.default_config(176, 144, QUARTER_PIXEL_LAMBDA * 2).subpel == 1
+    assert grid.default_config(176, 144, QUARTER_PIXEL_LAMBDA).subpel == 2
+    assert grid.default_config(176, 144, quality_to_lambda(10)).subpel == 2
+    assert grid.default_config(176, 144, quality_to_lambda(10), subpel=1).subpel == 1
+    assert grid.default_config(176, 144, quality_to_lambda(0), subpel=2).subpel == 2
+
+
 def test_default_time_slots_follow_the_frame_size():
     grid = KINDS["grid"]
     assert grid.default_config(176, 144).halve_time == 2  # two frames share the finest latents
@@ -324,6 +339,8 @@ def test_warm_groups_score_better_with_motion(tmp_path):
 
     assert min(g.psnr for g in warm[16]) > max(g.psnr for g in warm[0])
     assert warm_score(warm[16]) > warm_score(warm[0]) + 1.0
+    with NirvReader(tmp_path / "16.nirv") as reader:  # q6's λ: quarter pixels by default
+        assert reader.header.network.subpel == 2
 
 
 def cross_fade(frames: int, height: int, width: int) -> torch.Tensor:
