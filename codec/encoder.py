@@ -356,9 +356,9 @@ def encode(
         net_cfg = kind.default_config(info.width, info.height, fit_cfg.rate_lambda, group_size=group_size,
                                       patch_size=patch_size, hidden=hidden, channels=channels)
     else:
-        net_cfg = kind.default_config(info.width, info.height, fit_cfg.rate_lambda, levels=levels, halve_time=halve_time, hidden=hidden,
-                                      channels=channels, context=context, motion=motion,
-                                      chain=None if chain is None else int(chain), subpel=subpel,
+        net_cfg = kind.default_config(info.width, info.height, fit_cfg.rate_lambda, levels=levels,
+                                      halve_time=halve_time, hidden=hidden, channels=channels, context=context,
+                                      motion=motion, chain=None if chain is None else int(chain), subpel=subpel,
                                       overlap=None if overlap is None else int(overlap),
                                       interpolation=interpolation_code(interpolation))
     net_cfg = replace(net_cfg, **(network_overrides or {}))
