@@ -125,8 +125,9 @@ SIREN = Kind(
 
 # quarter pixels pay where a bit is cheap. Carphone's 120 frames, against half pixels: q6
 # +0.34 dB for 1 % more bytes, q5 +0.29 dB for 11 % more (on the curve), q4 -0.05 dB for 12 %
-# more; BD-rate -2.8 % over q5-q6, +7.9 % over q4-q5. Bikes' first 24 frames q6 +0.15 dB for
-# 2 % fewer (benchmarks/results/rd_quarter_carphone.md, quarter_bikes24_fast.md)
+# more; BD-rate -2.8 % over q5-q6, +7.9 % over q4-q5. Bikes' first 24 frames: q6 +0.15 dB for
+# 2 % fewer, q4 -0.06 dB for 2 % more (benchmarks/results/rd_quarter_carphone.md,
+# quarter_bikes24_fast.md)
 QUARTER_PIXEL_LAMBDA = quality_to_lambda(6.0)
 
 
