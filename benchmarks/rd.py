@@ -38,7 +38,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -52,6 +52,7 @@ from codec.encoder import DEFAULT_MODEL
 from codec.errors import CodecError
 from codec.evaluate import evaluate
 from codec.video import VideoSource, open_video
+from nirvana.config import check_names, check_ranges, fit_config
 from nirvana.kinds import KINDS
 
 __all__ = ["run", "main", "Clip", "clip_points", "collect_results", "codec_method", "DEFAULT_CLIPS",
@@ -452,6 +453,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     sweeps = QUICK_CRFS if args.quick else DEFAULT_CRFS
     default_tag = "quick" if args.quick else "anchors" if args.anchors_only else "main"
     try:
+        # the encoder's own checks of --net and --fit, before minutes of anchors
+        kind = KINDS[args.model]
+        check_names(kind.config_type, args.net or {}, f"{args.model} network setting", owner="it")
+        check_ranges(replace(kind.default_config(64, 64), **(args.net or {})))
+        fit_config(args.preset, kind=args.model, **(args.fit or {}))
         results = run(
             args.clips,
             frames=args.frames or (QUICK_FRAMES if args.quick else DEFAULT_FRAMES),

@@ -135,3 +135,17 @@ def test_fit_screen_refuses_a_bad_variant_in_one_line_before_any_fit(tmp_path, m
         message = str(exit_.value.code)
         assert message.startswith("error: ") and "\n" not in message and says in message
     assert not (tmp_path / "out").exists()
+
+
+def test_rd_refuses_bad_encode_settings_in_one_line_before_any_anchor(tmp_path, monkeypatch, capsys):
+    from benchmarks import rd
+
+    monkeypatch.setattr(rd, "encode_anchor", lambda *a, **k: pytest.fail("ran an anchor before the check"))
+    for option, value, says in (("--net", '{"bogus": 1}', "unknown grid network setting bogus"),
+                                ("--net", '{"subpel": 5}', "GridConfig field subpel=5 is outside 0..2"),
+                                ("--fit", '{"lr": -1}', "fit setting lr = -1 is invalid")):
+        code = rd.main([str(CARPHONE), "--frames", "4", "--qualities", "4", option, value,
+                        "--out", str(tmp_path / "out")])
+        err = capsys.readouterr().err
+        assert code == 1 and err.startswith("error: ") and err.count("\n") == 1 and says in err
+    assert not (tmp_path / "out").exists()
