@@ -79,9 +79,10 @@ class _LaplaceMassBits(torch.autograd.Function):
         near = d < 0.5  # the cell holds the mean
         mass = torch.where(near, (e1 + e2).mul_(-0.5).add_(1), e1 * tail * 0.5)
         live = mass >= MASS_FLOOR  # the floor passes no gradient
-        bits = mass.clamp_min(MASS_FLOOR).log2_().neg_()
+        floored = mass.clamp_min_(MASS_FLOOR)
+        bits = torch.log2(floored).neg_()
         if any(ctx.needs_input_grad):
-            over = inv / (mass.clamp_min(MASS_FLOOR) * LN2)
+            over = inv / (floored * LN2)
             # d bits / d|x - mean| and d bits / d log2_scale; in the tails the mass is
             # ½ e^(-(d - ½)/b) (1 - e^(-1/b)), whose logarithm is linear in d
             g_d = torch.where(near, (e1 - e2).mul_(over).mul_(0.5), inv * LOG2E)
